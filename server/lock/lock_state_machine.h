@@ -1,0 +1,126 @@
+// LockStateMachine: the replicated lock, lease and election state of
+// raftlock (docs/semantics.md is the user contract). Deterministic: no clock,
+// no I/O, no randomness. Time arrives only as the leader-stamped
+// Command.cluster_time_ms of applied entries; the state keeps the maximum seen.
+//
+// Applying an entry, in this order:
+//   1. cluster time := max(cluster time, command.cluster_time_ms);
+//   2. leases whose deadline <= cluster time expire (earliest first), releasing
+//      what they hold and granting to next waiters;
+//   3. waits whose deadline <= cluster time end (TIMED_OUT), granting after them;
+//   4. exactly-once results past their retention are forgotten;
+//   5. a retried command (client_id, sequence already applied) gets its first
+//      result back and changes nothing more; otherwise the command executes
+//      and, if it carries a client id, its result is remembered.
+// Every effect of steps 2-5 is reported in the entry's events, in order.
+//
+// Not thread-safe: one owner applies and queries (the server's apply thread).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "proto/lock.pb.h"
+#include "server/lock/dedup.h"
+#include "server/lock/elections.h"
+#include "server/lock/leases.h"
+#include "server/lock/limits.h"
+#include "server/lock/locks.h"
+
+namespace raftlock::lock {
+
+// The snapshot format written by Snapshot() and accepted by Restore().
+inline constexpr uint32_t kSnapshotFormatVersion = 1;
+
+struct ApplyResult {
+  // The command's answer. For a retried command: its first answer, unchanged.
+  v1::CommandResult result;
+  // Side effects of the entry, in order: lease expiries, releases, grants to
+  // queued waiters, wait timeouts, election changes.
+  std::vector<v1::LockEvent> events;
+  bool duplicate = false;  // result is a remembered one
+};
+
+class LockStateMachine {
+ public:
+  explicit LockStateMachine(const Limits& limits = Limits{});
+
+  const Limits& limits() const { return limits_; }
+  // Log index of the last applied entry (0 before any).
+  uint64_t applied_index() const { return applied_index_; }
+  // Cluster time after the last applied entry (max of stamped times).
+  int64_t cluster_time_ms() const { return now_ms_; }
+
+  // Applies the command of log entry `index`. Indexes must increase (gaps are
+  // fine: entries that are not commands are simply not applied here); an
+  // index <= applied_index() changes nothing and answers STALE_INDEX.
+  ApplyResult Apply(uint64_t index, const v1::Command& command);
+  // Same, from the entry's bytes. Empty data (a new leader's no-op) only
+  // advances applied_index(); unparsable data answers MALFORMED_COMMAND.
+  ApplyResult ApplyEntry(uint64_t index, std::string_view data);
+
+  // ---- queries (state as of applied_index(); TTLs relative to cluster_time_ms())
+  // The lease, or nullopt if it does not exist (never granted, revoked, expired).
+  std::optional<v1::LeaseInfo> TimeToLive(uint64_t lease_id) const;
+  // Every live lease, by id.
+  std::vector<v1::LeaseInfo> ListLeases() const;
+  // The lock's holders and waiters, or nullopt if it has neither.
+  std::optional<v1::LockInfo> Describe(const std::string& name) const;
+  // Every lock whose name starts with `prefix`, by name.
+  std::vector<v1::LockInfo> ListLocks(std::string_view prefix = "") const;
+  // Whether `token` is the token of a current holder of `name`.
+  v1::TokenCheck ValidateToken(const std::string& name, uint64_t token) const;
+  // Who leads the election (has_leader false if nobody), with its epoch.
+  v1::ElectionInfo Leader(const std::string& name) const;
+  // Every known election whose name starts with `prefix`, by name.
+  std::vector<v1::ElectionInfo> ListElections(std::string_view prefix = "") const;
+  // Election events after `after_epoch`, or skipped + current state.
+  v1::ObserveResult Observe(const std::string& name, uint64_t after_epoch) const;
+
+  // ---- snapshots and checks
+  // The whole state as versioned bytes; equal states give equal bytes.
+  std::string Snapshot() const;
+  // Replaces the state with a Snapshot() image. On error the state is unchanged.
+  absl::Status Restore(std::string_view image);
+  // A 64-bit fingerprint of the whole state (FNV-1a of Snapshot()).
+  uint64_t Digest() const;
+  // Internal invariants (never two exclusive holders, holders <= permits, no
+  // grantable head waiter, indexes consistent, nothing past its deadline). "" if all hold.
+  std::string CheckInvariants() const;
+
+  // Direct read access for checkers.
+  const LeaseTable& leases() const { return leases_; }
+  const LockTable& locks() const { return locks_; }
+  const Elections& elections() const { return elections_; }
+  const DedupTable& dedup() const { return dedup_; }
+
+ private:
+  void ExpireDue(uint64_t index, std::vector<v1::LockEvent>* events);
+  void EndLease(uint64_t lease, v1::EndReason reason, uint64_t index,
+                std::vector<v1::LockEvent>* events, v1::LeaseRevokeResult* counts);
+  // Executes a new command; sets *bound_lease to the lease it named or granted.
+  void Execute(uint64_t index, const v1::Command& cmd, v1::CommandResult* result,
+               std::vector<v1::LockEvent>* events, uint64_t* bound_lease);
+  Error CheckName(const std::string& name) const;
+  Error CheckValue(const std::string& value) const;
+  Error CheckWait(int64_t wait_timeout_ms) const;
+  Error CheckLease(uint64_t lease) const;
+  ApplyCtx Ctx(uint64_t index, Changes* changes) const;
+  v1::LeaseInfo LeaseView(const Lease& lease) const;
+  v1::LockInfo LockView(const std::string& name, const LockEntry& lock) const;
+  int64_t TtlLeft(uint64_t lease) const;
+
+  Limits limits_;
+  uint64_t applied_index_ = 0;
+  int64_t now_ms_ = 0;
+  LeaseTable leases_;
+  LockTable locks_;
+  Elections elections_;
+  DedupTable dedup_;
+};
+
+}  // namespace raftlock::lock
