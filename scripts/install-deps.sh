@@ -11,7 +11,7 @@ PACKAGES=(
   libabsl-dev
   libspdlog-dev libfmt-dev
   catch2
-  libyaml-cpp-dev
+  libyaml-cpp-dev zlib1g-dev
   libcli11-dev
   libcpp-httplib-dev
   python3-grpcio python3-protobuf python3-pytest

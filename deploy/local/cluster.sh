@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Local raftlock clusters on 127.0.0.1.
+#
+#   cluster.sh run [3|5]      start N nodes in the foreground; Ctrl-C stops them
+#   cluster.sh up [3|5]       start N nodes in the background
+#   cluster.sh status         each node's pid, state and (if raftlockctl is built) role
+#   cluster.sh kill N         SIGKILL node N
+#   cluster.sh stop N         SIGSTOP node N (pause)
+#   cluster.sh cont N         SIGCONT node N (resume)
+#   cluster.sh restart N      SIGKILL node N if running, then start it again
+#   cluster.sh down           SIGTERM every node and wait
+#
+# Environment: RAFTLOCK_BUILD (build dir, default ./build), RAFTLOCK_LOCAL_DIR
+# (state: data, logs, pids; default ./.local-cluster), RAFTLOCK_PEER_BASE
+# (default 7000: node i listens on BASE+i for peers), RAFTLOCK_CLIENT_BASE
+# (default 9000: node i serves clients on BASE+i).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BUILD="${RAFTLOCK_BUILD:-$ROOT/build}"
+DIR="${RAFTLOCK_LOCAL_DIR:-$ROOT/.local-cluster}"
+PEER_BASE="${RAFTLOCK_PEER_BASE:-7000}"
+CLIENT_BASE="${RAFTLOCK_CLIENT_BASE:-9000}"
+DAEMON="$BUILD/server/raftlockd"
+CTL="$BUILD/client/raftlockctl"
+
+die() { echo "cluster.sh: $*" >&2; exit 2; }
+
+size() { cat "$DIR/size" 2>/dev/null || echo 0; }
+
+members() {
+  local n=$1 out="" i
+  for ((i = 1; i <= n; i++)); do
+    out+="${out:+,}$i=127.0.0.1:$((PEER_BASE + i))/127.0.0.1:$((CLIENT_BASE + i))"
+  done
+  echo "$out"
+}
+
+endpoints() {
+  local n=$1 out="" i
+  for ((i = 1; i <= n; i++)); do out+="${out:+,}127.0.0.1:$((CLIENT_BASE + i))"; done
+  echo "$out"
+}
+
+pid_of() { cat "$DIR/n$1.pid" 2>/dev/null || true; }
+
+alive() { local pid; pid=$(pid_of "$1"); [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; }
+
+start_node() {
+  local i=$1 n
+  n=$(size)
+  [[ -x "$DAEMON" ]] || die "$DAEMON not built (run: make build)"
+  mkdir -p "$DIR/n$i"
+  "$DAEMON" --cluster-id local --node-id "$i" --data-dir "$DIR/n$i" \
+    --members "$(members "$n")" >>"$DIR/n$i.log" 2>&1 &
+  echo $! >"$DIR/n$i.pid"
+}
+
+check_node() {
+  [[ "$1" =~ ^[0-9]+$ ]] && (( $1 >= 1 && $1 <= $(size) )) || die "no node '$1' (cluster has $(size))"
+}
+
+cmd_up() {
+  local n=${1:-3} i
+  [[ "$n" == 3 || "$n" == 5 ]] || die "size must be 3 or 5"
+  for ((i = 1; i <= $(size); i++)); do alive "$i" && die "node $i is running; run 'down' first"; done
+  mkdir -p "$DIR"
+  echo "$n" >"$DIR/size"
+  for ((i = 1; i <= n; i++)); do start_node "$i"; done
+  sleep 0.5
+  for ((i = 1; i <= n; i++)); do
+    alive "$i" || { tail -n 5 "$DIR/n$i.log" >&2; die "node $i exited at start (log: $DIR/n$i.log)"; }
+  done
+  echo "raftlock: $n nodes on 127.0.0.1 (logs and data in $DIR)"
+  echo "  client endpoints: $(endpoints "$n")"
+  echo "  try: $CTL --endpoints $(endpoints "$n") cluster status"
+}
+
+cmd_status() {
+  local n i pid state
+  n=$(size)
+  (( n > 0 )) || { echo "no local cluster"; return 0; }
+  for ((i = 1; i <= n; i++)); do
+    pid=$(pid_of "$i")
+    if alive "$i"; then
+      state=$(ps -o state= -p "$pid" | tr -d ' ')
+      [[ "$state" == T* ]] && state="paused" || state="running"
+    else
+      state="down"
+    fi
+    printf 'node %d  pid %-8s %-8s client 127.0.0.1:%d\n' "$i" "${pid:--}" "$state" $((CLIENT_BASE + i))
+  done
+  if [[ -x "$CTL" ]]; then "$CTL" --endpoints "$(endpoints "$n")" --timeout 2s cluster status || true; fi
+}
+
+signal_node() {
+  local sig=$1 i=$2
+  check_node "$i"
+  alive "$i" || die "node $i is not running"
+  kill "-$sig" "$(pid_of "$i")"
+}
+
+cmd_down() {
+  local n i
+  n=$(size)
+  for ((i = 1; i <= n; i++)); do
+    if alive "$i"; then kill -CONT "$(pid_of "$i")" 2>/dev/null || true; kill -TERM "$(pid_of "$i")" 2>/dev/null || true; fi
+  done
+  for ((i = 1; i <= n; i++)); do
+    local tries=0
+    while alive "$i" && (( tries < 50 )); do sleep 0.1; tries=$((tries + 1)); done
+    alive "$i" && kill -KILL "$(pid_of "$i")" 2>/dev/null || true
+    rm -f "$DIR/n$i.pid"
+  done
+  echo "raftlock: local cluster stopped"
+}
+
+cmd_run() {
+  local n=${1:-3}
+  trap 'echo; cmd_down; exit 0' INT TERM
+  cmd_up "$n"
+  echo "  Ctrl-C stops the cluster. Logs follow."
+  tail -n +1 -F $(for ((i = 1; i <= n; i++)); do echo "$DIR/n$i.log"; done) &
+  local tail_pid=$!
+  trap 'kill $tail_pid 2>/dev/null; echo; cmd_down; exit 0' INT TERM
+  wait "$tail_pid"
+}
+
+case "${1:-}" in
+  run) cmd_run "${2:-3}" ;;
+  up) cmd_up "${2:-3}" ;;
+  status) cmd_status ;;
+  kill) signal_node KILL "${2:-}" ;;
+  stop) signal_node STOP "${2:-}" ;;
+  cont) signal_node CONT "${2:-}" ;;
+  restart)
+    check_node "${2:-}"
+    if alive "$2"; then kill -KILL "$(pid_of "$2")"; sleep 0.2; fi
+    start_node "$2"
+    echo "node $2 restarted (pid $(pid_of "$2"))" ;;
+  down) cmd_down ;;
+  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

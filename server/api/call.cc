@@ -1,0 +1,66 @@
+#include "server/api/call.h"
+
+namespace raftlock::server {
+
+CallError ReplicaError(const absl::Status& status, const LeaderInfo& leader) {
+  CallError error;
+  grpc::StatusCode code = grpc::StatusCode::UNAVAILABLE;
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      code = grpc::StatusCode::INVALID_ARGUMENT;
+      break;
+    case absl::StatusCode::kDeadlineExceeded:
+      code = grpc::StatusCode::DEADLINE_EXCEEDED;
+      break;
+    case absl::StatusCode::kAborted:
+      code = grpc::StatusCode::ABORTED;
+      break;
+    case absl::StatusCode::kFailedPrecondition:
+      code = grpc::StatusCode::FAILED_PRECONDITION;
+      break;
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kInternal:
+      code = grpc::StatusCode::INTERNAL;
+      break;
+    default:
+      code = grpc::StatusCode::UNAVAILABLE;
+  }
+  error.status = grpc::Status(code, std::string(status.message()));
+  v1::LeaderHint hint;
+  hint.set_leader_id(leader.leader_id);
+  hint.set_leader_address(leader.client_address);
+  hint.set_term(leader.term);
+  error.trailers.emplace_back(kLeaderHintKey, hint.SerializeAsString());
+  return error;
+}
+
+CallError CommandError(const v1::CommandResult& result) {
+  CallError error;
+  error.status = grpc::Status(static_cast<grpc::StatusCode>(result.code()), result.message());
+  error.trailers.emplace_back(kReasonKey, v1::ErrorReason_Name(result.reason()));
+  return error;
+}
+
+grpc::Status InvalidArgument(const std::string& field, const std::string& problem) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, field + ": " + problem);
+}
+
+void FillHeader(const Replica& replica, uint64_t applied_index, int64_t cluster_time_ms,
+                bool duplicate, v1::ResponseHeader* header) {
+  header->set_member_id(replica.node_id());
+  header->set_raft_term(replica.leader().term);
+  header->set_applied_index(applied_index);
+  header->set_cluster_time_ms(cluster_time_ms);
+  header->set_duplicate(duplicate);
+}
+
+grpc::Status ApplyWriteId(const v1::WriteId& write, v1::Command* command) {
+  if (write.client_id() != 0 && write.sequence() == 0) {
+    return InvalidArgument("write.sequence", "must be >= 1 when write.client_id is set");
+  }
+  command->set_client_id(write.client_id());
+  command->set_sequence(write.sequence());
+  return grpc::Status::OK;
+}
+
+}  // namespace raftlock::server

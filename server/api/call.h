@@ -1,0 +1,175 @@
+// Shared pieces of the client API: a unary call that may be finished from any
+// thread exactly once, and the mapping of replica and state-machine outcomes
+// to gRPC statuses.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "proto/api.pb.h"
+#include "proto/cluster.pb.h"
+#include "proto/lock.pb.h"
+#include "absl/status/statusor.h"
+#include "server/lock/lock_state_machine.h"
+#include "server/node/replica.h"
+
+namespace raftlock::server {
+
+// Trailing-metadata keys clients read on errors.
+inline constexpr char kLeaderHintKey[] = "raftlock-leader-bin";  // serialized v1::LeaderHint
+inline constexpr char kReasonKey[] = "raftlock-reason";          // v1::ErrorReason name
+
+// An error answer: a status plus trailing metadata (leader hint, reason).
+struct CallError {
+  grpc::Status status;
+  std::vector<std::pair<std::string, std::string>> trailers;
+};
+
+// A callback-API unary call whose answer may come from the replica loop, an
+// event, or a cancellation, whichever is first. Owned jointly by gRPC (until
+// OnDone) and whoever still holds a shared_ptr to it.
+template <typename Response>
+class UnaryCall : public grpc::ServerUnaryReactor {
+ public:
+  static std::shared_ptr<UnaryCall> Create(grpc::CallbackServerContext* context,
+                                           Response* response) {
+    auto call = std::shared_ptr<UnaryCall>(new UnaryCall(context, response));
+    call->self_ = call;
+    return call;
+  }
+
+  grpc::CallbackServerContext* context() const { return context_; }
+
+  // Sends `response` with OK unless the call already finished; true if sent.
+  bool Reply(Response response) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (finished_) return false;
+      finished_ = true;
+      *response_ = std::move(response);
+    }
+    Finish(grpc::Status::OK);
+    return true;
+  }
+
+  // Finishes the call with an error unless it already finished.
+  bool Complete(const grpc::Status& status) { return Fail(CallError{status, {}}); }
+
+  // Same, adding the error's trailing metadata.
+  bool Fail(const CallError& error) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (finished_) return false;
+      finished_ = true;
+      for (const auto& [key, value] : error.trailers) context_->AddTrailingMetadata(key, value);
+    }
+    Finish(error.status);
+    return true;
+  }
+  bool finished() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return finished_;
+  }
+
+  // Runs when the client cancels or its deadline passes (before OnDone).
+  void SetOnCancel(std::function<void()> on_cancel) {
+    std::lock_guard<std::mutex> lock(mu_);
+    on_cancel_ = std::move(on_cancel);
+  }
+
+  void OnCancel() override {
+    std::function<void()> on_cancel;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      on_cancel.swap(on_cancel_);
+    }
+    if (on_cancel) on_cancel();
+    Complete(grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled or its deadline passed"));
+  }
+
+  void OnDone() override {
+    std::shared_ptr<UnaryCall> self;
+    std::lock_guard<std::mutex> lock(mu_);
+    on_cancel_ = nullptr;
+    self.swap(self_);  // released when this scope ends (after the lock)
+  }
+
+ private:
+  UnaryCall(grpc::CallbackServerContext* context, Response* response)
+      : context_(context), response_(response) {}
+
+  grpc::CallbackServerContext* const context_;
+  Response* const response_;
+  mutable std::mutex mu_;
+  bool finished_ = false;
+  std::function<void()> on_cancel_;
+  std::shared_ptr<UnaryCall> self_;
+};
+
+// The answer to an error from the replica (not leader, shutting down, lost
+// leadership): its status, with the leader hint as trailing metadata.
+CallError ReplicaError(const absl::Status& status, const LeaderInfo& leader);
+
+// The answer to a failed CommandResult (code != 0), with its reason.
+CallError CommandError(const v1::CommandResult& result);
+
+// An INVALID_ARGUMENT naming the field.
+grpc::Status InvalidArgument(const std::string& field, const std::string& problem);
+
+// Fills a ResponseHeader.
+void FillHeader(const Replica& replica, uint64_t applied_index, int64_t cluster_time_ms,
+                bool duplicate, v1::ResponseHeader* header);
+
+// Copies a WriteId into a Command; INVALID_ARGUMENT if it is inconsistent.
+grpc::Status ApplyWriteId(const v1::WriteId& write, v1::Command* command);
+
+// ClientApi-free helpers used by every service.
+// Proposes `command` for `call` and hands a successful result to `fill`
+// (on the replica loop); errors finish the call.
+template <typename Response, typename Fill>
+void ProposeFor(Replica* replica, std::shared_ptr<UnaryCall<Response>> call, v1::Command command,
+                Fill fill) {
+  replica->Propose(std::move(command), [replica, call, fill](
+                                           absl::StatusOr<lock::ApplyResult> applied) mutable {
+    if (!applied.ok()) {
+      call->Fail(ReplicaError(applied.status(), replica->leader()));
+      return;
+    }
+    const v1::CommandResult& result = applied->result;
+    if (result.code() != 0) {
+      call->Fail(CommandError(result));
+      return;
+    }
+    Response response;
+    FillHeader(*replica, result.index(), result.cluster_time_ms(), applied->duplicate,
+               response.mutable_header());
+    fill(result, &response);
+    call->Reply(std::move(response));
+  });
+}
+
+// Runs `fill` against linearizable state for `call`.
+template <typename Response, typename Fill>
+void ReadFor(Replica* replica, std::shared_ptr<UnaryCall<Response>> call, Fill fill) {
+  replica->LinearizableRead(
+      [replica, call, fill](absl::Status status, const lock::LockStateMachine* state) mutable {
+        if (!status.ok()) {
+          call->Fail(ReplicaError(status, replica->leader()));
+          return;
+        }
+        Response response;
+        FillHeader(*replica, state->applied_index(), state->cluster_time_ms(), false,
+                   response.mutable_header());
+        fill(*state, &response);
+        call->Reply(std::move(response));
+      });
+}
+
+}  // namespace raftlock::server

@@ -1,0 +1,114 @@
+#include "server/api/client_api.h"
+
+#include <spdlog/spdlog.h>
+
+#include "server/api/services.h"
+
+namespace raftlock::server {
+
+ClientApi::ClientApi(Replica* replica, std::shared_ptr<spdlog::logger> logger)
+    : replica_(replica),
+      logger_(std::move(logger)),
+      lease_(std::make_unique<LeaseService>(this)),
+      lock_(std::make_unique<LockService>(this)),
+      election_(std::make_unique<ElectionService>(this)),
+      cluster_(std::make_unique<ClusterService>(this)) {
+  replica_->SetEventListener(
+      [this](uint64_t index, const std::vector<v1::LockEvent>& events) { OnEvents(index, events); });
+}
+
+ClientApi::~ClientApi() { Shutdown(); }
+
+void ClientApi::Register(grpc::ServerBuilder& builder) {
+  builder.RegisterService(lease_.get());
+  builder.RegisterService(lock_.get());
+  builder.RegisterService(election_.get());
+  builder.RegisterService(cluster_.get());
+}
+
+void ClientApi::Shutdown() {
+  std::vector<ObserveStream*> streams;
+  std::map<std::tuple<bool, std::string, uint64_t>, std::shared_ptr<Waiter>> waiters;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (shutdown_) return;
+    shutdown_ = true;
+    for (auto& [name, set] : observers_) streams.insert(streams.end(), set.begin(), set.end());
+    waiters.swap(waiters_);
+  }
+  for (ObserveStream* stream : streams) {
+    stream->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the replica is shutting down"));
+  }
+  for (auto& [key, waiter] : waiters) waiter->Ended(v1::END_REASON_CANCELLED, 0, 0);
+}
+
+void ClientApi::ParkWaiter(bool election, const std::string& name, uint64_t lease,
+                           std::shared_ptr<Waiter> waiter) {
+  std::lock_guard<std::mutex> lock(mu_);
+  waiters_[{election, name, lease}] = std::move(waiter);
+}
+
+std::shared_ptr<Waiter> ClientApi::TakeWaiter(bool election, const std::string& name,
+                                              uint64_t lease) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = waiters_.find({election, name, lease});
+  if (it == waiters_.end()) return nullptr;
+  auto waiter = std::move(it->second);
+  waiters_.erase(it);
+  return waiter;
+}
+
+void ClientApi::AddObserver(const std::string& name, ObserveStream* stream) {
+  std::lock_guard<std::mutex> lock(mu_);
+  observers_[name].insert(stream);
+}
+
+void ClientApi::RemoveObserver(const std::string& name, ObserveStream* stream) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = observers_.find(name);
+  if (it == observers_.end()) return;
+  it->second.erase(stream);
+  if (it->second.empty()) observers_.erase(it);
+}
+
+void ClientApi::OnEvents(uint64_t index, const std::vector<v1::LockEvent>& events) {
+  const int64_t now_ms = replica_->state().cluster_time_ms();
+  for (const auto& event : events) {
+    switch (event.kind_case()) {
+      case v1::LockEvent::kLockGranted: {
+        const auto& granted = event.lock_granted();
+        if (!granted.from_queue()) break;
+        if (auto waiter = TakeWaiter(false, granted.name(), granted.lease_id())) {
+          waiter->Granted(granted.token(), 0, index, now_ms);
+        }
+        break;
+      }
+      case v1::LockEvent::kWaitEnded: {
+        const auto& ended = event.wait_ended();
+        if (auto waiter = TakeWaiter(ended.election(), ended.name(), ended.lease_id())) {
+          waiter->Ended(ended.reason(), index, now_ms);
+        }
+        break;
+      }
+      case v1::LockEvent::kElection: {
+        const auto& change = event.election();
+        if (change.type() == v1::ELECTION_EVENT_ELECTED) {
+          if (auto waiter = TakeWaiter(true, change.name(), change.leader_lease_id())) {
+            waiter->Granted(change.token(), change.epoch(), index, now_ms);
+          }
+        }
+        // Observers hold mu_ only to be found; Push never calls back into us.
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = observers_.find(change.name());
+        if (it == observers_.end()) break;
+        v1::ElectionInfo current = replica_->state().Leader(change.name());
+        for (ObserveStream* stream : it->second) stream->Push(change, current);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+}
+
+}  // namespace raftlock::server

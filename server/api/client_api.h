@@ -1,0 +1,86 @@
+// ClientApi: the Lease, Lock, Election and Cluster gRPC services of one
+// replica, on gRPC's callback API. No call holds a thread while it waits: a
+// waiting Acquire or Campaign is parked in a registry and answered from the
+// replica loop when the state machine grants it (or its wait ends); a call
+// that is cancelled or passes its deadline withdraws its wait.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "proto/api.grpc.pb.h"
+#include "proto/cluster.grpc.pb.h"
+#include "server/node/replica.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace raftlock::server {
+
+class LeaseService;
+class LockService;
+class ElectionService;
+class ClusterService;
+class ObserveStream;
+
+// A parked Acquire or Campaign waiting for an event. Answered exactly once.
+class Waiter {
+ public:
+  virtual ~Waiter() = default;
+  // The lease was granted the lock (token) or elected (token, epoch).
+  virtual void Granted(uint64_t token, uint64_t epoch, uint64_t index, int64_t cluster_time_ms) = 0;
+  // The wait ended without a grant.
+  virtual void Ended(v1::EndReason reason, uint64_t index, int64_t cluster_time_ms) = 0;
+};
+
+class ClientApi {
+ public:
+  // `replica` must outlive the api. Registers the event listener on it, so
+  // construct before replica->Start().
+  ClientApi(Replica* replica, std::shared_ptr<spdlog::logger> logger);
+  ~ClientApi();
+
+  // Adds every client service to `builder`.
+  void Register(grpc::ServerBuilder& builder);
+  // Ends Observe streams (call before shutting the server down).
+  void Shutdown();
+
+  Replica& replica() { return *replica_; }
+  spdlog::logger& logger() { return *logger_; }
+
+  // Waiters, keyed by (election?, name, lease). Thread-safe.
+  void ParkWaiter(bool election, const std::string& name, uint64_t lease,
+                  std::shared_ptr<Waiter> waiter);
+  // Removes and returns the waiter, if parked.
+  std::shared_ptr<Waiter> TakeWaiter(bool election, const std::string& name, uint64_t lease);
+
+  // Observe streams of an election name. Thread-safe.
+  void AddObserver(const std::string& name, ObserveStream* stream);
+  void RemoveObserver(const std::string& name, ObserveStream* stream);
+
+ private:
+  // Runs on the replica loop for every applied entry with events.
+  void OnEvents(uint64_t index, const std::vector<v1::LockEvent>& events);
+
+  Replica* const replica_;
+  const std::shared_ptr<spdlog::logger> logger_;
+  std::unique_ptr<LeaseService> lease_;
+  std::unique_ptr<LockService> lock_;
+  std::unique_ptr<ElectionService> election_;
+  std::unique_ptr<ClusterService> cluster_;
+
+  std::mutex mu_;
+  std::map<std::tuple<bool, std::string, uint64_t>, std::shared_ptr<Waiter>> waiters_;
+  std::map<std::string, std::set<ObserveStream*>> observers_;
+  bool shutdown_ = false;
+};
+
+}  // namespace raftlock::server

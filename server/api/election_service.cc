@@ -1,0 +1,337 @@
+// Election service: Campaign (waiting without holding a thread), Proclaim,
+// Resign, Leader, and the Observe stream.
+#include <spdlog/spdlog.h>
+
+#include "server/api/call.h"
+#include "server/api/services.h"
+
+namespace raftlock::server {
+
+namespace {
+
+class CampaignWaiter : public Waiter {
+ public:
+  CampaignWaiter(Replica* replica, std::shared_ptr<UnaryCall<v1::CampaignResponse>> call,
+                 std::string name)
+      : replica_(replica), call_(std::move(call)), name_(std::move(name)) {}
+
+  void Granted(uint64_t token, uint64_t epoch, uint64_t index, int64_t now_ms) override {
+    v1::CampaignResponse response;
+    FillHeader(*replica_, index, now_ms, false, response.mutable_header());
+    response.set_elected(true);
+    response.set_token(token);
+    response.set_epoch(epoch);
+    *response.mutable_election() = replica_->state().Leader(name_);
+    call_->Reply(std::move(response));
+  }
+
+  void Ended(v1::EndReason reason, uint64_t index, int64_t now_ms) override {
+    v1::CampaignResponse response;
+    FillHeader(*replica_, index, now_ms, false, response.mutable_header());
+    response.set_elected(false);
+    switch (reason) {
+      case v1::END_REASON_TIMED_OUT:
+        response.set_reason(v1::NOT_ACQUIRED_REASON_TIMED_OUT);
+        break;
+      case v1::END_REASON_CANCELLED:
+        response.set_reason(v1::NOT_ACQUIRED_REASON_CANCELLED);
+        break;
+      default:
+        response.set_reason(v1::NOT_ACQUIRED_REASON_LEASE_ENDED);
+    }
+    call_->Reply(std::move(response));
+  }
+
+ private:
+  Replica* const replica_;
+  const std::shared_ptr<UnaryCall<v1::CampaignResponse>> call_;
+  const std::string name_;
+};
+
+void WithdrawCandidacy(ClientApi* api, const std::string& name, uint64_t lease) {
+  if (!api->TakeWaiter(true, name, lease)) return;
+  v1::Command resign;
+  resign.mutable_election_resign()->set_name(name);
+  resign.mutable_election_resign()->set_lease_id(lease);
+  resign.mutable_election_resign()->set_token(0);  // withdraw the queued candidacy
+  api->replica().Propose(std::move(resign), [](absl::StatusOr<lock::ApplyResult>) {});
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* ElectionService::Campaign(grpc::CallbackServerContext* context,
+                                                    const v1::CampaignRequest* request,
+                                                    v1::CampaignResponse* response) {
+  auto call = UnaryCall<v1::CampaignResponse>::Create(context, response);
+  v1::Command command;
+  if (grpc::Status s = ApplyWriteId(request->write(), &command); !s.ok()) {
+    call->Complete(s);
+    return call.get();
+  }
+  auto* campaign = command.mutable_election_campaign();
+  campaign->set_name(request->name());
+  campaign->set_lease_id(request->lease_id());
+  campaign->set_value(request->value());
+  campaign->set_wait_timeout_ms(request->wait_timeout_ms());
+  ClientApi* api = api_;
+  Replica* replica = &api_->replica();
+  const std::string name = request->name();
+  const uint64_t lease = request->lease_id();
+  replica->Propose(std::move(command), [api, replica, call, name,
+                                        lease](absl::StatusOr<lock::ApplyResult> applied) {
+    if (!applied.ok()) {
+      call->Fail(ReplicaError(applied.status(), replica->leader()));
+      return;
+    }
+    const v1::CommandResult& result = applied->result;
+    if (result.code() != 0) {
+      call->Fail(CommandError(result));
+      return;
+    }
+    const auto& outcome = result.election_campaign();
+    v1::CampaignResponse out;
+    FillHeader(*replica, result.index(), result.cluster_time_ms(), applied->duplicate,
+               out.mutable_header());
+    v1::ElectionInfo info = replica->state().Leader(name);
+    *out.mutable_election() = info;
+    if (outcome.outcome() == v1::ACQUIRE_OUTCOME_GRANTED) {
+      out.set_elected(true);
+      out.set_token(outcome.token());
+      out.set_epoch(outcome.epoch());
+      call->Reply(std::move(out));
+      return;
+    }
+    if (outcome.outcome() == v1::ACQUIRE_OUTCOME_BUSY) {
+      out.set_elected(false);
+      out.set_reason(v1::NOT_ACQUIRED_REASON_BUSY);
+      call->Reply(std::move(out));
+      return;
+    }
+    // Queued; a retry may find it already elected or no longer queued.
+    if (info.has_leader() && info.leader_lease_id() == lease) {
+      out.set_elected(true);
+      out.set_token(info.token());
+      out.set_epoch(info.epoch());
+      call->Reply(std::move(out));
+      return;
+    }
+    bool queued = std::find(info.candidates().begin(), info.candidates().end(), lease) !=
+                  info.candidates().end();
+    if (!queued) {
+      out.set_elected(false);
+      out.set_reason(v1::NOT_ACQUIRED_REASON_TIMED_OUT);
+      call->Reply(std::move(out));
+      return;
+    }
+    api->ParkWaiter(true, name, lease, std::make_shared<CampaignWaiter>(replica, call, name));
+    call->SetOnCancel([api, name, lease] { WithdrawCandidacy(api, name, lease); });
+    if (call->finished()) WithdrawCandidacy(api, name, lease);
+  });
+  return call.get();
+}
+
+grpc::ServerUnaryReactor* ElectionService::Proclaim(grpc::CallbackServerContext* context,
+                                                    const v1::ProclaimRequest* request,
+                                                    v1::ProclaimResponse* response) {
+  auto call = UnaryCall<v1::ProclaimResponse>::Create(context, response);
+  v1::Command command;
+  if (grpc::Status s = ApplyWriteId(request->write(), &command); !s.ok()) {
+    call->Complete(s);
+    return call.get();
+  }
+  auto* proclaim = command.mutable_election_proclaim();
+  proclaim->set_name(request->name());
+  proclaim->set_lease_id(request->lease_id());
+  proclaim->set_token(request->token());
+  proclaim->set_value(request->value());
+  ProposeFor(&api_->replica(), call, std::move(command),
+             [](const v1::CommandResult& result, v1::ProclaimResponse* out) {
+               out->set_epoch(result.election_proclaim().epoch());
+             });
+  return call.get();
+}
+
+grpc::ServerUnaryReactor* ElectionService::Resign(grpc::CallbackServerContext* context,
+                                                  const v1::ResignRequest* request,
+                                                  v1::ResignResponse* response) {
+  auto call = UnaryCall<v1::ResignResponse>::Create(context, response);
+  v1::Command command;
+  if (grpc::Status s = ApplyWriteId(request->write(), &command); !s.ok()) {
+    call->Complete(s);
+    return call.get();
+  }
+  auto* resign = command.mutable_election_resign();
+  resign->set_name(request->name());
+  resign->set_lease_id(request->lease_id());
+  resign->set_token(request->token());
+  ProposeFor(&api_->replica(), call, std::move(command),
+             [](const v1::CommandResult& result, v1::ResignResponse* out) {
+               out->set_was_leader(result.election_resign().was_leader());
+               out->set_epoch(result.election_resign().epoch());
+             });
+  return call.get();
+}
+
+grpc::ServerUnaryReactor* ElectionService::Leader(grpc::CallbackServerContext* context,
+                                                  const v1::LeaderRequest* request,
+                                                  v1::LeaderResponse* response) {
+  auto call = UnaryCall<v1::LeaderResponse>::Create(context, response);
+  std::string name = request->name();
+  ReadFor(&api_->replica(), call,
+          [name](const lock::LockStateMachine& state, v1::LeaderResponse* out) {
+            *out->mutable_election() = state.Leader(name);
+          });
+  return call.get();
+}
+
+grpc::ServerWriteReactor<v1::ObserveResponse>* ElectionService::Observe(
+    grpc::CallbackServerContext* /*context*/, const v1::ObserveRequest* request) {
+  return new ObserveStream(api_, request->name(), request->after_epoch());
+}
+
+// ---------------------------------------------------------------- ObserveStream
+
+ObserveStream::ObserveStream(ClientApi* api, std::string name, uint64_t after_epoch)
+    : api_(api), name_(std::move(name)), after_epoch_(after_epoch) {
+  Start();
+}
+
+void ObserveStream::Start() {
+  if (name_.empty()) {
+    End(InvalidArgument("name", "must not be empty"));
+    return;
+  }
+  // Registration happens on the loop, at the applied index of the read, so no
+  // event between the initial state and the first pushed event is lost. While
+  // the read is pending OnDone leaves deletion to this callback.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    read_pending_ = true;
+  }
+  api_->replica().LinearizableRead([this](absl::Status status,
+                                          const lock::LockStateMachine* state) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      read_pending_ = false;
+      if (done_) {
+        lock.unlock();
+        delete this;
+        return;
+      }
+    }
+    if (!status.ok()) {
+      End(ReplicaError(status, api_->replica().leader()).status);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (after_epoch_ == 0) {
+        v1::ObserveResponse initial;
+        *initial.mutable_current() = state->Leader(name_);
+        queue_.push_back(std::move(initial));
+      } else {
+        v1::ObserveResult missed = state->Observe(name_, after_epoch_);
+        if (missed.skipped()) {
+          v1::ObserveResponse skipped;
+          skipped.set_skipped(true);
+          *skipped.mutable_current() = missed.current();
+          queue_.push_back(std::move(skipped));
+        } else {
+          for (const auto& event : missed.events()) {
+            v1::ObserveResponse message;
+            *message.mutable_event() = event;
+            queue_.push_back(std::move(message));
+          }
+        }
+      }
+      if (finishing_) return;  // cancelled meanwhile; Pump below finishes
+      registered_ = true;
+    }
+    api_->AddObserver(name_, this);
+    Pump();
+  });
+}
+
+void ObserveStream::Push(const v1::ElectionEvent& event, const v1::ElectionInfo& current) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finishing_) return;
+    if (queue_.size() >= kMaxQueued) {
+      // The client reads too slowly: replace the backlog by one "skipped"
+      // message with the state after this event.
+      queue_.clear();
+      v1::ObserveResponse skipped;
+      skipped.set_skipped(true);
+      *skipped.mutable_current() = current;
+      queue_.push_back(std::move(skipped));
+    } else {
+      v1::ObserveResponse message;
+      *message.mutable_event() = event;
+      queue_.push_back(std::move(message));
+    }
+  }
+  Pump();
+}
+
+void ObserveStream::End(const grpc::Status& status) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finishing_) return;
+    finishing_ = true;
+    finish_status_ = status;
+    queue_.clear();
+  }
+  Pump();
+}
+
+void ObserveStream::OnWriteDone(bool ok) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
+    if (!ok && !finishing_) {
+      finishing_ = true;
+      finish_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the observer went away");
+      queue_.clear();
+    }
+  }
+  Pump();
+}
+
+void ObserveStream::OnCancel() {
+  End(grpc::Status(grpc::StatusCode::CANCELLED, "the observer cancelled"));
+}
+
+void ObserveStream::OnDone() {
+  bool registered;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    registered = registered_;
+    done_ = true;
+    if (read_pending_) return;  // the read callback deletes
+  }
+  if (registered) api_->RemoveObserver(name_, this);
+  delete this;
+}
+
+void ObserveStream::Pump() {
+  enum class Action { kNone, kWrite, kFinish } action = Action::kNone;
+  grpc::Status status;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (writing_ || finish_called_) return;
+    if (finishing_) {
+      action = Action::kFinish;
+      finish_called_ = true;
+      status = finish_status_;
+    } else if (!queue_.empty()) {
+      writing_message_ = std::move(queue_.front());
+      queue_.pop_front();
+      writing_ = true;
+      action = Action::kWrite;
+    }
+  }
+  if (action == Action::kWrite) StartWrite(&writing_message_);
+  if (action == Action::kFinish) Finish(status);
+}
+
+}  // namespace raftlock::server

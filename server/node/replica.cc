@@ -1,0 +1,560 @@
+#include "server/node/replica.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "storage/fail_stop.h"
+
+namespace raftlock::server {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+absl::Status NotLeaderError(const LeaderInfo& leader) {
+  if (leader.leader_id == raft::kNone) {
+    return absl::UnavailableError("no leader is known right now; retry shortly");
+  }
+  return absl::UnavailableError("not the leader; the leader is node " +
+                                std::to_string(leader.leader_id) + " at " +
+                                leader.client_address);
+}
+
+v1::Role ToProtoRole(raft::Role role) {
+  switch (role) {
+    case raft::Role::kFollower:
+      return v1::ROLE_FOLLOWER;
+    case raft::Role::kPreCandidate:
+      return v1::ROLE_PRE_CANDIDATE;
+    case raft::Role::kCandidate:
+      return v1::ROLE_CANDIDATE;
+    case raft::Role::kLeader:
+      return v1::ROLE_LEADER;
+  }
+  return v1::ROLE_UNSPECIFIED;
+}
+
+}  // namespace
+
+Replica::Replica(ReplicaOptions options, std::unique_ptr<raft::LogStorage> storage,
+                 std::shared_ptr<spdlog::logger> logger)
+    : options_(std::move(options)),
+      storage_(std::move(storage)),
+      logger_(std::move(logger)),
+      state_(options_.limits) {
+  TransportOptions transport_options;
+  transport_options.cluster_id = options_.cluster_id;
+  transport_options.self_id = options_.node_id;
+  for (const auto& [id, address] : options_.members) {
+    if (id != options_.node_id) transport_options.peers[id] = address.peer;
+  }
+  transport_ = std::make_unique<Transport>(transport_options, this, logger_);
+}
+
+Replica::~Replica() { Stop(false); }
+
+absl::Status Replica::Start() {
+  if (storage_->LastIndex() == 0 && storage_->FirstIndex() == 1) {
+    auto initial = storage_->GetInitialState();
+    if (!initial.ok()) return initial.status();
+    if (initial->hard_state.term() == 0) {
+      std::vector<uint64_t> voters;
+      for (const auto& [id, address] : options_.members) voters.push_back(id);
+      absl::Status boot = raft::Node::Bootstrap(*storage_, voters);
+      if (!boot.ok()) return boot;
+      logger_->info("bootstrapped a new cluster '{}' with {} voters", options_.cluster_id,
+                    voters.size());
+    }
+  }
+  auto snapshot = storage_->GetSnapshot();
+  if (!snapshot.ok() && !raft::IsSnapshotTemporarilyUnavailable(snapshot.status())) {
+    return snapshot.status();
+  }
+  if (snapshot.ok() && snapshot->metadata().index() > 0) {
+    absl::Status restored = state_.Restore(snapshot->data());
+    if (!restored.ok()) {
+      return absl::DataLossError("cannot restore the state machine from the snapshot at index " +
+                                 std::to_string(snapshot->metadata().index()) + ": " +
+                                 std::string(restored.message()));
+    }
+    applied_ = snapshot->metadata().index();
+    snapshot_index_ = applied_;
+    logger_->info("restored state machine from snapshot at index {}", applied_);
+  }
+
+  raft::Config config;
+  config.id = options_.node_id;
+  config.election_tick = options_.election_ticks;
+  config.heartbeat_tick = options_.heartbeat_ticks;
+  config.storage = storage_.get();
+  config.applied = applied_;
+  config.check_quorum = true;
+  config.pre_vote = true;
+  config.random_seed = options_.random_seed * 1000003 + options_.node_id +
+                       static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+  config.logger = logger_;
+  auto node = raft::Node::Create(config);
+  if (!node.ok()) return node.status();
+  node_ = std::move(*node);
+  soft_ = raft::SoftState{node_->leader(), node_->role()};
+  next_tick_ = Clock::now() + options_.tick;
+  last_time_advance_ = Clock::now();
+  loop_ = std::thread([this] { Loop(); });
+  logger_->info("term {}: replica started (applied index {}, last index {})", node_->term(),
+                applied_, storage_->LastIndex());
+  return absl::OkStatus();
+}
+
+void Replica::Stop(bool transfer_leadership, std::chrono::milliseconds wait) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || !loop_.joinable()) {
+      stopping_ = true;
+      return;
+    }
+  }
+  if (transfer_leadership && leader().leader_id == options_.node_id) {
+    Post([this] {
+      if (node_->role() != raft::Role::kLeader) return;
+      raft::NodeStatus status = node_->Status();
+      uint64_t best = raft::kNone;
+      uint64_t best_match = 0;
+      for (const auto& [id, progress] : status.progress) {
+        if (id == options_.node_id) continue;
+        if (best == raft::kNone || progress.match > best_match) {
+          best = id;
+          best_match = progress.match;
+        }
+      }
+      if (best != raft::kNone) {
+        logger_->info("term {}: shutting down; transferring leadership to node {}",
+                      node_->term(), best);
+        (void)node_->TransferLeader(best);
+      }
+    });
+    auto deadline = Clock::now() + wait;
+    while (Clock::now() < deadline && leader().leader_id == options_.node_id) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  loop_.join();
+  transport_->Shutdown();
+  FailPending(absl::UnavailableError("the replica is shutting down"));
+  for (auto& [command, done] : proposals_) {
+    if (done) done(absl::UnavailableError("the replica is shutting down"));
+  }
+  proposals_.clear();
+  logger_->info("replica stopped");
+}
+
+void Replica::Post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    inbox_.push_back(std::move(fn));
+  }
+  wake_.notify_one();
+}
+
+void Replica::Propose(v1::Command command, ApplyCallback done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      inbox_.push_back([this, command = std::move(command), done = std::move(done)]() mutable {
+        proposals_.emplace_back(std::move(command), std::move(done));
+      });
+      wake_.notify_one();
+      return;
+    }
+  }
+  done(absl::UnavailableError("the replica is shutting down"));
+}
+
+void Replica::LinearizableRead(ReadCallback read) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      inbox_.push_back(
+          [this, read = std::move(read)]() mutable { reads_to_start_.push_back(std::move(read)); });
+      wake_.notify_one();
+      return;
+    }
+  }
+  read(absl::UnavailableError("the replica is shutting down"), nullptr);
+}
+
+void Replica::RunOnLoop(std::function<void()> fn) { Post(std::move(fn)); }
+
+void Replica::OnMessages(std::vector<raft::Message> messages) {
+  Post([this, messages = std::move(messages)] {
+    for (const auto& m : messages) {
+      absl::Status status = node_->Step(m);
+      if (!status.ok()) {
+        logger_->debug("term {}: ignored message {} from node {}: {}", node_->term(),
+                       static_cast<int>(m.type()), m.from(), std::string(status.message()));
+      }
+    }
+  });
+}
+
+void Replica::OnUnreachable(uint64_t peer) {
+  Post([this, peer] { node_->ReportUnreachable(peer); });
+}
+
+void Replica::OnSnapshotStatus(uint64_t peer, bool success) {
+  Post([this, peer, success] { node_->ReportSnapshot(peer, success); });
+}
+
+LeaderInfo Replica::leader() const {
+  std::lock_guard<std::mutex> lock(leader_mu_);
+  return leader_;
+}
+
+LeaderInfo Replica::LeaderInfoFor(uint64_t leader_id) const {
+  LeaderInfo info;
+  info.leader_id = leader_id;
+  info.term = node_->term();
+  auto it = options_.members.find(leader_id);
+  if (it != options_.members.end()) info.client_address = it->second.client;
+  return info;
+}
+
+void Replica::Loop() {
+  std::vector<std::function<void()>> work;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait_until(lock, next_tick_, [this] { return stopping_ || !inbox_.empty(); });
+      if (stopping_) break;
+      work.swap(inbox_);
+    }
+    for (auto& fn : work) fn();
+    work.clear();
+    auto now = Clock::now();
+    if (now >= next_tick_) {
+      OnTick();
+      next_tick_ += options_.tick;
+      if (next_tick_ < now) next_tick_ = now + options_.tick;
+    }
+    FlushProposals();
+    FlushReads();
+    HandleReady();
+    CheckTransfers();
+  }
+}
+
+void Replica::OnTick() {
+  node_->Tick();
+  transport_->Tick();
+  if (node_->role() == raft::Role::kLeader && state_.leases().size() > 0 &&
+      Clock::now() - last_time_advance_ >= options_.time_advance_interval) {
+    v1::Command advance;
+    advance.mutable_time_advance();
+    proposals_.emplace_back(std::move(advance), nullptr);
+  }
+}
+
+int64_t Replica::ClusterNowMs() const {
+  auto led = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - leader_since_);
+  return leader_base_cluster_ms_ + led.count();
+}
+
+void Replica::FlushProposals() {
+  if (proposals_.empty()) return;
+  std::vector<std::pair<v1::Command, ApplyCallback>> batch;
+  if (proposals_.size() > options_.max_proposals_per_ready) {
+    batch.assign(std::make_move_iterator(proposals_.begin()),
+                 std::make_move_iterator(proposals_.begin() + options_.max_proposals_per_ready));
+    proposals_.erase(proposals_.begin(), proposals_.begin() + options_.max_proposals_per_ready);
+    wake_.notify_one();  // come back for the rest without waiting for a tick
+    std::lock_guard<std::mutex> lock(mu_);
+    inbox_.push_back([] {});
+  } else {
+    batch.swap(proposals_);
+  }
+  if (node_->role() != raft::Role::kLeader) {
+    absl::Status error = NotLeaderError(LeaderInfoFor(node_->leader()));
+    for (auto& [command, done] : batch) {
+      if (done) done(error);
+    }
+    return;
+  }
+  const int64_t now_ms = ClusterNowMs();
+  std::vector<std::string> data;
+  data.reserve(batch.size());
+  for (auto& [command, done] : batch) {
+    command.set_cluster_time_ms(now_ms);
+    data.push_back(command.SerializeAsString());
+  }
+  last_time_advance_ = Clock::now();
+  absl::StatusOr<uint64_t> first = node_->ProposeBatch(std::move(data));
+  if (!first.ok()) {
+    absl::Status error = absl::UnavailableError(std::string(first.status().message()));
+    for (auto& [command, done] : batch) {
+      if (done) done(error);
+    }
+    return;
+  }
+  const uint64_t term = node_->term();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i].second) pending_[*first + i] = PendingProposal{term, std::move(batch[i].second)};
+  }
+}
+
+void Replica::FlushReads() {
+  if (reads_to_start_.empty()) return;
+  std::vector<ReadCallback> reads;
+  reads.swap(reads_to_start_);
+  if (node_->role() != raft::Role::kLeader) {
+    absl::Status error = NotLeaderError(LeaderInfoFor(node_->leader()));
+    for (auto& read : reads) read(error, nullptr);
+    return;
+  }
+  std::string ctx = std::to_string(options_.node_id) + "/" + std::to_string(next_read_id_++);
+  absl::Status status = node_->ReadIndex(ctx);
+  if (!status.ok()) {
+    absl::Status error = absl::UnavailableError(std::string(status.message()));
+    for (auto& read : reads) read(error, nullptr);
+    return;
+  }
+  auto& waiting = reads_awaiting_quorum_[ctx];
+  for (auto& read : reads) waiting.push_back(std::move(read));
+}
+
+void Replica::HandleReady() {
+  while (node_->HasReady()) {
+    raft::Ready rd = node_->GetReady();
+    // Thesis 10.2.1: the leader's AppendEntries go out while it writes.
+    if (!rd.replication_messages.empty()) {
+      transport_->Send(std::move(rd.replication_messages));
+      rd.replication_messages.clear();
+    }
+    if (rd.snapshot || !rd.entries.empty() || rd.hard_state) {
+      raft::PersistRequest request;
+      request.snapshot = rd.snapshot;
+      request.entries = rd.entries;
+      request.hard_state = rd.hard_state;
+      request.sync = rd.must_sync;
+      absl::Status status = storage_->Persist(request);
+      if (!status.ok()) storage::FailStop("persisting a Raft Ready", status.ToString());
+    }
+    // Votes and acknowledgements only after the write is durable.
+    if (!rd.messages.empty()) {
+      transport_->Send(std::move(rd.messages));
+      rd.messages.clear();
+    }
+    if (rd.snapshot) {
+      absl::Status restored = state_.Restore(rd.snapshot->data());
+      if (!restored.ok()) {
+        storage::FailStop("installing a snapshot from the leader", restored.ToString());
+      }
+      applied_ = rd.snapshot->metadata().index();
+      snapshot_index_ = applied_;
+      logger_->info("term {}: installed snapshot at index {}", node_->term(), applied_);
+    }
+    ApplyCommitted(rd.committed_entries);
+    for (const auto& read_state : rd.read_states) {
+      auto it = reads_awaiting_quorum_.find(read_state.request_ctx);
+      if (it == reads_awaiting_quorum_.end()) continue;
+      for (auto& read : it->second) reads_awaiting_apply_.emplace(read_state.index, std::move(read));
+      reads_awaiting_quorum_.erase(it);
+    }
+    AnswerReads();
+    if (rd.soft_state) OnRoleChange(*rd.soft_state);
+    node_->Advance(rd);
+    MaybeSnapshot();
+  }
+}
+
+void Replica::ApplyCommitted(const std::vector<raft::Entry>& entries) {
+  for (const auto& entry : entries) {
+    if (entry.index() <= applied_) continue;
+    absl::StatusOr<lock::ApplyResult> result;
+    if (entry.type() == raftlock::v1::ENTRY_NORMAL) {
+      result = state_.ApplyEntry(entry.index(), entry.data());
+    } else {
+      result = absl::InternalError("configuration change entry");
+    }
+    applied_ = entry.index();
+    if (result.ok() && !result->events.empty() && event_listener_) {
+      event_listener_(entry.index(), result->events);
+    }
+    auto it = pending_.find(entry.index());
+    if (it == pending_.end()) continue;
+    PendingProposal pending = std::move(it->second);
+    pending_.erase(pending_.begin(), std::next(it));
+    if (pending.term != entry.term()) {
+      pending.done(absl::UnavailableError(
+          "the command was replaced by a new leader's log before it committed; retry it with "
+          "the same client_id and sequence"));
+    } else {
+      pending.done(std::move(result));
+    }
+  }
+}
+
+void Replica::AnswerReads() {
+  while (!reads_awaiting_apply_.empty() && reads_awaiting_apply_.begin()->first <= applied_) {
+    auto read = std::move(reads_awaiting_apply_.begin()->second);
+    reads_awaiting_apply_.erase(reads_awaiting_apply_.begin());
+    read(absl::OkStatus(), &state_);
+  }
+}
+
+void Replica::OnRoleChange(const raft::SoftState& soft) {
+  const bool was_leader = soft_.role == raft::Role::kLeader;
+  const bool is_leader = soft.role == raft::Role::kLeader;
+  soft_ = soft;
+  {
+    std::lock_guard<std::mutex> lock(leader_mu_);
+    leader_ = LeaderInfoFor(soft.leader);
+  }
+  if (is_leader && !was_leader) {
+    leader_base_cluster_ms_ = state_.cluster_time_ms();
+    leader_since_ = Clock::now();
+    logger_->info("term {}: became leader (cluster time {} ms)", node_->term(),
+                  leader_base_cluster_ms_);
+  } else {
+    logger_->info("term {}: {} (leader {})", node_->term(), raft::RoleName(soft.role),
+                  soft.leader);
+  }
+  if (was_leader && !is_leader) {
+    FailPending(absl::UnavailableError(
+        "leadership changed before the command committed; retry it with the same client_id and "
+        "sequence"));
+  }
+}
+
+void Replica::FailPending(const absl::Status& status) {
+  auto pending = std::move(pending_);
+  pending_.clear();
+  for (auto& [index, proposal] : pending) proposal.done(status);
+  auto reads = std::move(reads_awaiting_quorum_);
+  reads_awaiting_quorum_.clear();
+  for (auto& [ctx, callbacks] : reads) {
+    for (auto& read : callbacks) read(status, nullptr);
+  }
+}
+
+void Replica::MaybeSnapshot() {
+  if (applied_ < snapshot_index_ + options_.snapshot_interval) return;
+  std::string data = state_.Snapshot();
+  absl::Status status = storage_->CreateSnapshot(applied_, node_->conf_state(), std::move(data));
+  if (!status.ok()) storage::FailStop("writing a snapshot", status.ToString());
+  snapshot_index_ = applied_;
+  if (applied_ > options_.snapshot_catchup_entries) {
+    uint64_t compact_to = applied_ - options_.snapshot_catchup_entries;
+    if (compact_to >= storage_->FirstIndex()) {
+      status = storage_->Compact(compact_to);
+      if (!status.ok()) storage::FailStop("compacting the log", status.ToString());
+    }
+  }
+  logger_->info("term {}: snapshot at index {}; log compacted to first index {}", node_->term(),
+                applied_, storage_->FirstIndex());
+}
+
+void Replica::TransferLeadership(uint64_t target, Clock::time_point deadline,
+                                 std::function<void(absl::Status, LeaderInfo)> done) {
+  Post([this, target, deadline, done = std::move(done)]() mutable {
+    LeaderInfo current = LeaderInfoFor(node_->leader());
+    if (options_.members.find(target) == options_.members.end()) {
+      done(absl::InvalidArgumentError("target_id " + std::to_string(target) +
+                                      " is not a member of the cluster"),
+           current);
+      return;
+    }
+    if (node_->role() != raft::Role::kLeader) {
+      if (current.leader_id == target) {
+        done(absl::OkStatus(), current);
+        return;
+      }
+      done(NotLeaderError(current), current);
+      return;
+    }
+    if (target == options_.node_id) {
+      done(absl::OkStatus(), current);
+      return;
+    }
+    absl::Status status = node_->TransferLeader(target);
+    if (!status.ok()) {
+      done(status, current);
+      return;
+    }
+    logger_->info("term {}: transferring leadership to node {}", node_->term(), target);
+    transfers_.push_back(PendingTransfer{target, deadline, std::move(done)});
+  });
+}
+
+void Replica::CheckTransfers() {
+  if (transfers_.empty()) return;
+  auto now = Clock::now();
+  const uint64_t leader_id = node_->leader();
+  const bool transfer_active =
+      node_->role() == raft::Role::kLeader && node_->Status().lead_transferee != raft::kNone;
+  std::vector<PendingTransfer> still;
+  for (auto& transfer : transfers_) {
+    LeaderInfo info = LeaderInfoFor(leader_id);
+    if (leader_id == transfer.target) {
+      transfer.done(absl::OkStatus(), info);
+    } else if (now >= transfer.deadline) {
+      transfer.done(absl::DeadlineExceededError("leadership did not move to node " +
+                                                std::to_string(transfer.target) +
+                                                " before the deadline"),
+                    info);
+    } else if ((node_->role() == raft::Role::kLeader && !transfer_active) ||
+               (leader_id != raft::kNone && leader_id != options_.node_id)) {
+      transfer.done(absl::AbortedError("the transfer to node " + std::to_string(transfer.target) +
+                                       " was abandoned (target did not win in time)"),
+                    info);
+    } else {
+      still.push_back(std::move(transfer));
+    }
+  }
+  transfers_.swap(still);
+}
+
+void Replica::Status(std::function<void(v1::StatusResponse)> done) {
+  Post([this, done = std::move(done)] {
+    raft::NodeStatus status = node_->Status();
+    v1::StatusResponse response;
+    response.set_cluster_id(options_.cluster_id);
+    response.set_node_id(options_.node_id);
+    response.set_role(ToProtoRole(status.role));
+    response.set_term(status.term);
+    response.set_leader_id(status.leader);
+    response.set_leader_address(LeaderInfoFor(status.leader).client_address);
+    response.set_commit_index(status.commit);
+    response.set_applied_index(applied_);
+    response.set_last_index(status.last_index);
+    response.set_snapshot_index(snapshot_index_);
+    raft::ConfState conf = node_->conf_state();
+    for (uint64_t voter : conf.voters()) {
+      auto* member = response.add_members();
+      member->set_id(voter);
+      member->set_voter(true);
+      auto it = options_.members.find(voter);
+      if (it != options_.members.end()) {
+        member->set_peer_address(it->second.peer);
+        member->set_client_address(it->second.client);
+      }
+    }
+    for (const auto& [id, progress] : status.progress) {
+      auto* p = response.add_progress();
+      p->set_id(id);
+      p->set_match_index(progress.match);
+      p->set_next_index(progress.next);
+      p->set_state(raft::ProgressStateName(progress.state));
+      p->set_recent_active(progress.recent_active);
+    }
+    response.set_version("0.1.0");
+    done(std::move(response));
+  });
+}
+
+}  // namespace raftlock::server

@@ -1,0 +1,172 @@
+// raftlockd: runs one raftlock replica.
+//
+//   raftlockd --config config/node1.yaml [overrides]
+//
+// Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 2 for an invalid
+// configuration, 1 when the data directory or a listen address is refused,
+// 74 on a storage fail-stop.
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "server/api/client_api.h"
+#include "server/config.h"
+#include "server/node/replica.h"
+#include "storage/data_dir.h"
+
+using raftlock::server::ServerConfig;
+
+namespace {
+
+constexpr int kExitBadConfig = 2;
+constexpr int kExitRefused = 1;
+
+std::shared_ptr<spdlog::logger> MakeLogger(uint64_t node_id, const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("n" + std::to_string(node_id));
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ node=" + std::to_string(node_id) + " %v");
+  logger->set_level(spdlog::level::from_str(level));
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+  return logger;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"raftlockd: one replica of a raftlock cluster (locks, leases, elections)"};
+  std::string config_path;
+  std::string members_flag;
+  ServerConfig overrides_marker;
+  std::optional<uint64_t> node_id;
+  std::optional<std::string> cluster_id, data_dir, peer_listen, client_listen, peer_advertise,
+      client_advertise, log_level;
+  std::optional<int> tick_ms, heartbeat_ticks, election_ticks;
+  std::optional<uint64_t> snapshot_interval;
+  app.add_option("-c,--config", config_path, "YAML configuration file");
+  app.add_option("--node-id", node_id, "this replica's id (> 0)");
+  app.add_option("--cluster-id", cluster_id, "cluster identity recorded in the data directory");
+  app.add_option("--data-dir", data_dir, "data directory");
+  app.add_option("--peer-listen", peer_listen, "replica-to-replica listen address host:port");
+  app.add_option("--client-listen", client_listen, "client API listen address host:port");
+  app.add_option("--peer-advertise", peer_advertise, "peer address other replicas use");
+  app.add_option("--client-advertise", client_advertise, "client address clients are sent to");
+  app.add_option("--members", members_flag,
+                 "initial cluster: id=peer/client,... e.g. 1=127.0.0.1:7001/127.0.0.1:9001");
+  app.add_option("--tick-ms", tick_ms, "length of one Raft tick in milliseconds");
+  app.add_option("--heartbeat-ticks", heartbeat_ticks, "ticks between leader heartbeats");
+  app.add_option("--election-ticks", election_ticks,
+                 "minimum election timeout in ticks (randomized up to twice this)");
+  app.add_option("--snapshot-interval", snapshot_interval,
+                 "applied entries between state-machine snapshots");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error");
+  app.footer(std::string("Timing defaults: ") + raftlock::server::DefaultTimingReason());
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : kExitBadConfig;
+  }
+
+  ServerConfig config;
+  if (!config_path.empty()) {
+    absl::Status status = raftlock::server::LoadConfigFile(config_path, &config);
+    if (!status.ok()) {
+      std::cerr << "raftlockd: invalid configuration: " << status.message() << "\n";
+      return kExitBadConfig;
+    }
+  }
+  if (node_id) config.node_id = *node_id;
+  if (cluster_id) config.cluster_id = *cluster_id;
+  if (data_dir) config.data_dir = *data_dir;
+  if (peer_listen) config.peer_listen = *peer_listen;
+  if (client_listen) config.client_listen = *client_listen;
+  if (peer_advertise) config.peer_advertise = *peer_advertise;
+  if (client_advertise) config.client_advertise = *client_advertise;
+  if (tick_ms) config.tick_ms = *tick_ms;
+  if (heartbeat_ticks) config.heartbeat_ticks = *heartbeat_ticks;
+  if (election_ticks) config.election_ticks = *election_ticks;
+  if (snapshot_interval) config.snapshot_interval = *snapshot_interval;
+  if (log_level) config.log_level = *log_level;
+  if (!members_flag.empty()) {
+    absl::Status status = raftlock::server::ParseMembersFlag(members_flag, &config.members);
+    if (!status.ok()) {
+      std::cerr << "raftlockd: invalid configuration: " << status.message() << "\n";
+      return kExitBadConfig;
+    }
+  }
+  if (absl::Status status = raftlock::server::ValidateConfig(&config); !status.ok()) {
+    std::cerr << "raftlockd: invalid configuration: " << status.message() << "\n";
+    return kExitBadConfig;
+  }
+
+  auto logger = MakeLogger(config.node_id, config.log_level);
+
+  // Block the stop signals in every thread; the main thread waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto data = raftlock::storage::OpenDataDir(config.data_dir, config.cluster_id, config.node_id);
+  if (!data.ok()) {
+    logger->critical("refusing to start: {}", std::string(data.status().message()));
+    return kExitRefused;
+  }
+  auto replica = std::make_unique<raftlock::server::Replica>(
+      raftlock::server::ToReplicaOptions(config), (*data)->ReleaseLogStore(), logger);
+  raftlock::server::ClientApi api(replica.get(), logger);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  grpc::ServerBuilder peer_builder;
+  int peer_port = 0;
+  peer_builder.AddListeningPort(config.peer_listen, grpc::InsecureServerCredentials(), &peer_port);
+  peer_builder.SetMaxReceiveMessageSize(64 << 20);
+  peer_builder.RegisterService(replica->transport().service());
+  std::unique_ptr<grpc::Server> peer_server = peer_builder.BuildAndStart();
+  if (!peer_server || peer_port == 0) {
+    logger->critical("cannot listen for peers on {}", config.peer_listen);
+    return kExitRefused;
+  }
+
+  grpc::ServerBuilder client_builder;
+  int client_port = 0;
+  client_builder.AddListeningPort(config.client_listen, grpc::InsecureServerCredentials(),
+                                  &client_port);
+  api.Register(client_builder);
+  std::unique_ptr<grpc::Server> client_server = client_builder.BuildAndStart();
+  if (!client_server || client_port == 0) {
+    logger->critical("cannot listen for clients on {}", config.client_listen);
+    return kExitRefused;
+  }
+
+  if (absl::Status status = replica->Start(); !status.ok()) {
+    logger->critical("refusing to start: {}", std::string(status.message()));
+    return kExitRefused;
+  }
+  logger->info("serving cluster '{}': peers on {}, clients on {}, {} members", config.cluster_id,
+               config.peer_listen, config.client_listen, config.members.size());
+  client_server->GetHealthCheckService()->SetServingStatus(true);
+
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  logger->info("received {}; stopping (a leader hands over leadership first)",
+               signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  client_server->GetHealthCheckService()->SetServingStatus(false);
+  replica->Stop(/*transfer_leadership=*/true);
+  api.Shutdown();
+  auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(500);
+  client_server->Shutdown(deadline);
+  peer_server->Shutdown(deadline);
+  replica.reset();
+  logger->info("stopped");
+  return 0;
+}

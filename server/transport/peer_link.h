@@ -1,0 +1,79 @@
+// One peer's outgoing stream: a bounded queue of batches written back to back
+// on a gRPC client stream, re-opened with exponential backoff when it breaks.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "proto/transport.grpc.pb.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace raftlock::server {
+
+struct PeerLinkOptions {
+  std::string cluster_id;
+  uint64_t self_id = 0;
+  uint64_t peer_id = 0;
+  size_t max_queued_batches = 1024;
+  size_t max_batch_bytes = 4 << 20;
+  std::chrono::milliseconds min_backoff{50};
+  std::chrono::milliseconds max_backoff{1000};
+};
+
+class PeerLink {
+ public:
+  // `on_dropped` is called (without locks held) when messages to the peer are
+  // dropped; it must not block.
+  PeerLink(PeerLinkOptions options, std::shared_ptr<raftlock::v1::RaftTransport::Stub> stub,
+           std::function<void(uint64_t peer)> on_dropped, std::shared_ptr<spdlog::logger> logger);
+  ~PeerLink();  // calls Shutdown()
+
+  // Queues `messages` (all addressed to this peer). Never blocks on the network.
+  void Send(std::vector<raftlock::v1::Message> messages);
+
+  // Opens the stream if it is down and its backoff has passed.
+  void Tick();
+
+  // Cancels the stream and waits until gRPC has released it.
+  void Shutdown();
+
+ private:
+  class Stream;
+  friend class Stream;
+
+  // Starts a stream if none is open and backoff allows. Requires mu_ held.
+  void MaybeConnectLocked();
+  // Takes the next coalesced batch to write, or returns false. Requires mu_.
+  bool TakeNextBatchLocked(raftlock::v1::RaftBatch* batch);
+  // Stream callbacks (called from gRPC threads).
+  void OnStreamWriteDone(Stream* stream, bool ok);
+  void OnStreamDone(Stream* stream, const grpc::Status& status);
+
+  const PeerLinkOptions options_;
+  const std::shared_ptr<raftlock::v1::RaftTransport::Stub> stub_;
+  const std::function<void(uint64_t)> on_dropped_;
+  const std::shared_ptr<spdlog::logger> logger_;
+
+  std::mutex mu_;
+  std::condition_variable stream_gone_;
+  std::deque<std::vector<raftlock::v1::Message>> queue_;
+  Stream* stream_ = nullptr;  // owned by gRPC until OnDone
+  bool writing_ = false;
+  bool stream_usable_ = false;
+  bool shutdown_ = false;
+  std::chrono::steady_clock::time_point next_connect_{};
+  std::chrono::milliseconds backoff_;
+  bool logged_down_ = false;
+};
+
+}  // namespace raftlock::server
