@@ -130,6 +130,8 @@ int main(int argc, char** argv) {
   int peer_port = 0;
   peer_builder.AddListeningPort(config.peer_listen, grpc::InsecureServerCredentials(), &peer_port);
   peer_builder.SetMaxReceiveMessageSize(64 << 20);
+  // A second process on the same port must fail to start, not share it.
+  peer_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   peer_builder.RegisterService(replica->transport().service());
   std::unique_ptr<grpc::Server> peer_server = peer_builder.BuildAndStart();
   if (!peer_server || peer_port == 0) {
@@ -141,6 +143,7 @@ int main(int argc, char** argv) {
   int client_port = 0;
   client_builder.AddListeningPort(config.client_listen, grpc::InsecureServerCredentials(),
                                   &client_port);
+  client_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   api.Register(client_builder);
   std::unique_ptr<grpc::Server> client_server = client_builder.BuildAndStart();
   if (!client_server || client_port == 0) {
