@@ -41,8 +41,7 @@ absl::Status CheckKnownKeys(const YAML::Node& node, const std::string& prefix,
 
 absl::Status ValidAddress(const std::string& key, const std::string& address) {
   auto colon = address.rfind(':');
-  if (address.empty() || colon == std::string::npos || colon == 0 ||
-      colon + 1 == address.size()) {
+  if (address.empty() || colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
     return KeyError(key, "'" + address + "' is not a host:port address");
   }
   for (size_t i = colon + 1; i < address.size(); ++i) {
@@ -53,10 +52,10 @@ absl::Status ValidAddress(const std::string& key, const std::string& address) {
   return absl::OkStatus();
 }
 
-#define RETURN_IF_ERROR(expr)             \
-  do {                                    \
-    absl::Status _status = (expr);        \
-    if (!_status.ok()) return _status;    \
+#define RETURN_IF_ERROR(expr)          \
+  do {                                 \
+    absl::Status _status = (expr);     \
+    if (!_status.ok()) return _status; \
   } while (0)
 
 }  // namespace
@@ -78,10 +77,10 @@ absl::Status ParseConfigYaml(const std::string& yaml_text, ServerConfig* config)
   }
   if (!root || root.IsNull()) return absl::OkStatus();
   if (!root.IsMap()) return absl::InvalidArgumentError("config: the top level must be a mapping");
-  RETURN_IF_ERROR(CheckKnownKeys(root, "",
-                                 {"cluster_id", "node_id", "data_dir", "peer_listen",
-                                  "client_listen", "peer_advertise", "client_advertise",
-                                  "members", "raft", "limits", "log_level"}));
+  RETURN_IF_ERROR(CheckKnownKeys(
+      root, "",
+      {"cluster_id", "node_id", "data_dir", "peer_listen", "client_listen", "peer_advertise",
+       "client_advertise", "members", "raft", "limits", "log_level"}));
   RETURN_IF_ERROR(Read(root, "", "cluster_id", &config->cluster_id));
   RETURN_IF_ERROR(Read(root, "", "node_id", &config->node_id));
   RETURN_IF_ERROR(Read(root, "", "data_dir", &config->data_dir));
@@ -109,10 +108,10 @@ absl::Status ParseConfigYaml(const std::string& yaml_text, ServerConfig* config)
     }
   }
   if (const YAML::Node raft = root["raft"]) {
-    RETURN_IF_ERROR(CheckKnownKeys(raft, "raft.",
-                                   {"tick_ms", "heartbeat_ticks", "election_ticks",
-                                    "snapshot_interval", "snapshot_catchup_entries",
-                                    "time_advance_ms"}));
+    RETURN_IF_ERROR(
+        CheckKnownKeys(raft, "raft.",
+                       {"tick_ms", "heartbeat_ticks", "election_ticks", "snapshot_interval",
+                        "snapshot_catchup_entries", "time_advance_ms"}));
     RETURN_IF_ERROR(Read(raft, "raft.", "tick_ms", &config->tick_ms));
     RETURN_IF_ERROR(Read(raft, "raft.", "heartbeat_ticks", &config->heartbeat_ticks));
     RETURN_IF_ERROR(Read(raft, "raft.", "election_ticks", &config->election_ticks));
@@ -160,8 +159,7 @@ absl::Status LoadConfigFile(const std::string& path, ServerConfig* config) {
   return status;
 }
 
-absl::Status ParseMembersFlag(const std::string& text,
-                              std::map<uint64_t, MemberAddress>* members) {
+absl::Status ParseMembersFlag(const std::string& text, std::map<uint64_t, MemberAddress>* members) {
   members->clear();
   for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipEmpty())) {
     std::vector<std::string> id_and_rest = absl::StrSplit(item, absl::MaxSplits('=', 1));

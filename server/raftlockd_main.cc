@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   std::optional<std::string> cluster_id, data_dir, peer_listen, client_listen, peer_advertise,
       client_advertise, log_level;
   std::optional<int> tick_ms, heartbeat_ticks, election_ticks;
-  std::optional<uint64_t> snapshot_interval;
+  std::optional<uint64_t> snapshot_interval, snapshot_catchup_entries;
   app.add_option("-c,--config", config_path, "YAML configuration file");
   app.add_option("--node-id", node_id, "this replica's id (> 0)");
   app.add_option("--cluster-id", cluster_id, "cluster identity recorded in the data directory");
@@ -64,6 +64,8 @@ int main(int argc, char** argv) {
                  "minimum election timeout in ticks (randomized up to twice this)");
   app.add_option("--snapshot-interval", snapshot_interval,
                  "applied entries between state-machine snapshots");
+  app.add_option("--snapshot-catchup-entries", snapshot_catchup_entries,
+                 "log entries kept behind a snapshot for lagging followers");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error");
   app.footer(std::string("Timing defaults: ") + raftlock::server::DefaultTimingReason());
   try {
@@ -92,6 +94,7 @@ int main(int argc, char** argv) {
   if (heartbeat_ticks) config.heartbeat_ticks = *heartbeat_ticks;
   if (election_ticks) config.election_ticks = *election_ticks;
   if (snapshot_interval) config.snapshot_interval = *snapshot_interval;
+  if (snapshot_catchup_entries) config.snapshot_catchup_entries = *snapshot_catchup_entries;
   if (log_level) config.log_level = *log_level;
   if (!members_flag.empty()) {
     absl::Status status = raftlock::server::ParseMembersFlag(members_flag, &config.members);

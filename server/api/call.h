@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "proto/api.pb.h"
 #include "proto/cluster.pb.h"
 #include "proto/lock.pb.h"
-#include "absl/status/statusor.h"
 #include "server/lock/lock_state_machine.h"
 #include "server/node/replica.h"
 
@@ -91,7 +91,8 @@ class UnaryCall : public grpc::ServerUnaryReactor {
       on_cancel.swap(on_cancel_);
     }
     if (on_cancel) on_cancel();
-    Complete(grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled or its deadline passed"));
+    Complete(
+        grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled or its deadline passed"));
   }
 
   void OnDone() override {
@@ -136,23 +137,23 @@ grpc::Status ApplyWriteId(const v1::WriteId& write, v1::Command* command);
 template <typename Response, typename Fill>
 void ProposeFor(Replica* replica, std::shared_ptr<UnaryCall<Response>> call, v1::Command command,
                 Fill fill) {
-  replica->Propose(std::move(command), [replica, call, fill](
-                                           absl::StatusOr<lock::ApplyResult> applied) mutable {
-    if (!applied.ok()) {
-      call->Fail(ReplicaError(applied.status(), replica->leader()));
-      return;
-    }
-    const v1::CommandResult& result = applied->result;
-    if (result.code() != 0) {
-      call->Fail(CommandError(result));
-      return;
-    }
-    Response response;
-    FillHeader(*replica, result.index(), result.cluster_time_ms(), applied->duplicate,
-               response.mutable_header());
-    fill(result, &response);
-    call->Reply(std::move(response));
-  });
+  replica->Propose(std::move(command),
+                   [replica, call, fill](absl::StatusOr<lock::ApplyResult> applied) mutable {
+                     if (!applied.ok()) {
+                       call->Fail(ReplicaError(applied.status(), replica->leader()));
+                       return;
+                     }
+                     const v1::CommandResult& result = applied->result;
+                     if (result.code() != 0) {
+                       call->Fail(CommandError(result));
+                       return;
+                     }
+                     Response response;
+                     FillHeader(*replica, result.index(), result.cluster_time_ms(),
+                                applied->duplicate, response.mutable_header());
+                     fill(result, &response);
+                     call->Reply(std::move(response));
+                   });
 }
 
 // Runs `fill` against linearizable state for `call`.

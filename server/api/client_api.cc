@@ -13,8 +13,9 @@ ClientApi::ClientApi(Replica* replica, std::shared_ptr<spdlog::logger> logger)
       lock_(std::make_unique<LockService>(this)),
       election_(std::make_unique<ElectionService>(this)),
       cluster_(std::make_unique<ClusterService>(this)) {
-  replica_->SetEventListener(
-      [this](uint64_t index, const std::vector<v1::LockEvent>& events) { OnEvents(index, events); });
+  replica_->SetEventListener([this](uint64_t index, const std::vector<v1::LockEvent>& events) {
+    OnEvents(index, events);
+  });
 }
 
 ClientApi::~ClientApi() { Shutdown(); }

@@ -208,48 +208,48 @@ void ObserveStream::Start() {
     std::lock_guard<std::mutex> lock(mu_);
     read_pending_ = true;
   }
-  api_->replica().LinearizableRead([this](absl::Status status,
-                                          const lock::LockStateMachine* state) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      read_pending_ = false;
-      if (done_) {
-        lock.unlock();
-        delete this;
-        return;
-      }
-    }
-    if (!status.ok()) {
-      End(ReplicaError(status, api_->replica().leader()).status);
-      return;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (after_epoch_ == 0) {
-        v1::ObserveResponse initial;
-        *initial.mutable_current() = state->Leader(name_);
-        queue_.push_back(std::move(initial));
-      } else {
-        v1::ObserveResult missed = state->Observe(name_, after_epoch_);
-        if (missed.skipped()) {
-          v1::ObserveResponse skipped;
-          skipped.set_skipped(true);
-          *skipped.mutable_current() = missed.current();
-          queue_.push_back(std::move(skipped));
-        } else {
-          for (const auto& event : missed.events()) {
-            v1::ObserveResponse message;
-            *message.mutable_event() = event;
-            queue_.push_back(std::move(message));
+  api_->replica().LinearizableRead(
+      [this](absl::Status status, const lock::LockStateMachine* state) {
+        {
+          std::unique_lock<std::mutex> lock(mu_);
+          read_pending_ = false;
+          if (done_) {
+            lock.unlock();
+            delete this;
+            return;
           }
         }
-      }
-      if (finishing_) return;  // cancelled meanwhile; Pump below finishes
-      registered_ = true;
-    }
-    api_->AddObserver(name_, this);
-    Pump();
-  });
+        if (!status.ok()) {
+          End(ReplicaError(status, api_->replica().leader()).status);
+          return;
+        }
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (after_epoch_ == 0) {
+            v1::ObserveResponse initial;
+            *initial.mutable_current() = state->Leader(name_);
+            queue_.push_back(std::move(initial));
+          } else {
+            v1::ObserveResult missed = state->Observe(name_, after_epoch_);
+            if (missed.skipped()) {
+              v1::ObserveResponse skipped;
+              skipped.set_skipped(true);
+              *skipped.mutable_current() = missed.current();
+              queue_.push_back(std::move(skipped));
+            } else {
+              for (const auto& event : missed.events()) {
+                v1::ObserveResponse message;
+                *message.mutable_event() = event;
+                queue_.push_back(std::move(message));
+              }
+            }
+          }
+          if (finishing_) return;  // cancelled meanwhile; Pump below finishes
+          registered_ = true;
+        }
+        api_->AddObserver(name_, this);
+        Pump();
+      });
 }
 
 void ObserveStream::Push(const v1::ElectionEvent& event, const v1::ElectionInfo& current) {

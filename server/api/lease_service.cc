@@ -36,31 +36,30 @@ class KeepAliveStream
     v1::Command command;
     command.mutable_lease_keep_alive()->set_lease_id(lease);
     Replica* replica = &api_->replica();
-    replica->Propose(std::move(command),
-                     [this, replica, slot, lease](absl::StatusOr<lock::ApplyResult> applied) {
-                       v1::LeaseKeepAliveResponse response;
-                       std::optional<CallError> error;
-                       if (!applied.ok()) {
-                         error = ReplicaError(applied.status(), replica->leader());
-                       } else if (applied->result.code() != 0) {
-                         if (applied->result.reason() == v1::ERROR_REASON_LEASE_NOT_FOUND) {
-                           response.set_lease_id(lease);
-                           response.set_expired(true);
-                         } else {
-                           error = CommandError(applied->result);
-                         }
-                       } else {
-                         const auto& kept = applied->result.lease_keep_alive();
-                         response.set_lease_id(kept.lease_id());
-                         response.set_ttl_ms(kept.ttl_ms());
-                       }
-                       if (applied.ok()) {
-                         FillHeader(*replica, applied->result.index(),
-                                    applied->result.cluster_time_ms(), false,
-                                    response.mutable_header());
-                       }
-                       Completed(slot, std::move(response), std::move(error));
-                     });
+    replica->Propose(std::move(command), [this, replica, slot,
+                                          lease](absl::StatusOr<lock::ApplyResult> applied) {
+      v1::LeaseKeepAliveResponse response;
+      std::optional<CallError> error;
+      if (!applied.ok()) {
+        error = ReplicaError(applied.status(), replica->leader());
+      } else if (applied->result.code() != 0) {
+        if (applied->result.reason() == v1::ERROR_REASON_LEASE_NOT_FOUND) {
+          response.set_lease_id(lease);
+          response.set_expired(true);
+        } else {
+          error = CommandError(applied->result);
+        }
+      } else {
+        const auto& kept = applied->result.lease_keep_alive();
+        response.set_lease_id(kept.lease_id());
+        response.set_ttl_ms(kept.ttl_ms());
+      }
+      if (applied.ok()) {
+        FillHeader(*replica, applied->result.index(), applied->result.cluster_time_ms(), false,
+                   response.mutable_header());
+      }
+      Completed(slot, std::move(response), std::move(error));
+    });
     StartRead(&request_);
   }
 
@@ -210,9 +209,10 @@ grpc::ServerUnaryReactor* LeaseService::List(grpc::CallbackServerContext* contex
                                              const v1::LeaseListRequest* /*request*/,
                                              v1::LeaseListResponse* response) {
   auto call = UnaryCall<v1::LeaseListResponse>::Create(context, response);
-  ReadFor(&api_->replica(), call, [](const lock::LockStateMachine& state, v1::LeaseListResponse* out) {
-    for (auto& info : state.ListLeases()) *out->add_leases() = std::move(info);
-  });
+  ReadFor(&api_->replica(), call,
+          [](const lock::LockStateMachine& state, v1::LeaseListResponse* out) {
+            for (auto& info : state.ListLeases()) *out->add_leases() = std::move(info);
+          });
   return call.get();
 }
 

@@ -126,7 +126,7 @@ class ObserveStream : public grpc::ServerWriteReactor<v1::ObserveResponse> {
   std::deque<v1::ObserveResponse> queue_;
   v1::ObserveResponse writing_message_;
   bool writing_ = false;
-  bool finishing_ = false;     // Finish requested
+  bool finishing_ = false;  // Finish requested
   bool finish_called_ = false;
   grpc::Status finish_status_;
   bool registered_ = false;

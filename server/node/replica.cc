@@ -17,8 +17,7 @@ absl::Status NotLeaderError(const LeaderInfo& leader) {
     return absl::UnavailableError("no leader is known right now; retry shortly");
   }
   return absl::UnavailableError("not the leader; the leader is node " +
-                                std::to_string(leader.leader_id) + " at " +
-                                leader.client_address);
+                                std::to_string(leader.leader_id) + " at " + leader.client_address);
 }
 
 v1::Role ToProtoRole(raft::Role role) {
@@ -128,8 +127,8 @@ void Replica::Stop(bool transfer_leadership, std::chrono::milliseconds wait) {
         }
       }
       if (best != raft::kNone) {
-        logger_->info("term {}: shutting down; transferring leadership to node {}",
-                      node_->term(), best);
+        logger_->info("term {}: shutting down; transferring leadership to node {}", node_->term(),
+                      best);
         (void)node_->TransferLeader(best);
       }
     });
@@ -362,7 +361,8 @@ void Replica::HandleReady() {
     for (const auto& read_state : rd.read_states) {
       auto it = reads_awaiting_quorum_.find(read_state.request_ctx);
       if (it == reads_awaiting_quorum_.end()) continue;
-      for (auto& read : it->second) reads_awaiting_apply_.emplace(read_state.index, std::move(read));
+      for (auto& read : it->second)
+        reads_awaiting_apply_.emplace(read_state.index, std::move(read));
       reads_awaiting_quorum_.erase(it);
     }
     AnswerReads();
@@ -421,8 +421,7 @@ void Replica::OnRoleChange(const raft::SoftState& soft) {
     logger_->info("term {}: became leader (cluster time {} ms)", node_->term(),
                   leader_base_cluster_ms_);
   } else {
-    logger_->info("term {}: {} (leader {})", node_->term(), raft::RoleName(soft.role),
-                  soft.leader);
+    logger_->info("term {}: {} (leader {})", node_->term(), raft::RoleName(soft.role), soft.leader);
   }
   if (was_leader && !is_leader) {
     FailPending(absl::UnavailableError(
@@ -503,10 +502,10 @@ void Replica::CheckTransfers() {
     if (leader_id == transfer.target) {
       transfer.done(absl::OkStatus(), info);
     } else if (now >= transfer.deadline) {
-      transfer.done(absl::DeadlineExceededError("leadership did not move to node " +
-                                                std::to_string(transfer.target) +
-                                                " before the deadline"),
-                    info);
+      transfer.done(
+          absl::DeadlineExceededError("leadership did not move to node " +
+                                      std::to_string(transfer.target) + " before the deadline"),
+          info);
     } else if ((node_->role() == raft::Role::kLeader && !transfer_active) ||
                (leader_id != raft::kNone && leader_id != options_.node_id)) {
       transfer.done(absl::AbortedError("the transfer to node " + std::to_string(transfer.target) +

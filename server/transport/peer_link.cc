@@ -3,7 +3,6 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
-
 namespace raftlock::server {
 
 using raftlock::v1::Message;
@@ -55,8 +54,7 @@ class PeerLink::Stream : public grpc::ClientWriteReactor<RaftBatch> {
 };
 
 PeerLink::PeerLink(PeerLinkOptions options, std::shared_ptr<raftlock::v1::RaftTransport::Stub> stub,
-                   std::function<void(uint64_t)> on_dropped,
-                   std::shared_ptr<spdlog::logger> logger)
+                   std::function<void(uint64_t)> on_dropped, std::shared_ptr<spdlog::logger> logger)
     : options_(std::move(options)),
       stub_(std::move(stub)),
       on_dropped_(std::move(on_dropped)),
@@ -174,9 +172,8 @@ void PeerLink::OnStreamDone(Stream* stream, const grpc::Status& status) {
       dropped = !queue_.empty();
       queue_.clear();
       if (!shutdown_ && !logged_down_) {
-        logger_->warn("peer {} stream closed: {} ({}); reconnecting with backoff",
-                      options_.peer_id, status.error_message(),
-                      static_cast<int>(status.error_code()));
+        logger_->warn("peer {} stream closed: {} ({}); reconnecting with backoff", options_.peer_id,
+                      status.error_message(), static_cast<int>(status.error_code()));
         logged_down_ = true;
       }
     }

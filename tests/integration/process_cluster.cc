@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -39,8 +40,9 @@ bool PortFree(int port) {
 // Picks a base so that base+1..base+n are free, drawing from a range that
 // parallel test processes are unlikely to share (seeded by pid and time).
 int PickPortBase(int n) {
-  std::mt19937 rng(static_cast<unsigned>(getpid()) ^
-                   static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  std::mt19937 rng(
+      static_cast<unsigned>(getpid()) ^
+      static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
   std::uniform_int_distribution<int> dist(200, 550);
   for (int attempt = 0; attempt < 200; ++attempt) {
     int base = dist(rng) * 100;
@@ -86,7 +88,9 @@ std::vector<std::string> ProcessCluster::ClientAddresses() const {
 }
 
 std::string ProcessCluster::DataDir(int id) const { return root_ + "/n" + std::to_string(id); }
-std::string ProcessCluster::LogPath(int id) const { return root_ + "/n" + std::to_string(id) + ".log"; }
+std::string ProcessCluster::LogPath(int id) const {
+  return root_ + "/n" + std::to_string(id) + ".log";
+}
 
 void ProcessCluster::StartAll() {
   for (int id = 1; id <= size_; ++id) Start(id);
@@ -97,13 +101,12 @@ void ProcessCluster::Start(int id) {
   std::string members;
   for (int i = 1; i <= size_; ++i) {
     if (!members.empty()) members += ",";
-    members += std::to_string(i) + "=127.0.0.1:" + std::to_string(peer_base_ + i) + "/" +
-               ClientAddress(i);
+    members +=
+        std::to_string(i) + "=127.0.0.1:" + std::to_string(peer_base_ + i) + "/" + ClientAddress(i);
   }
-  std::vector<std::string> args = {RAFTLOCKD_PATH,     "--cluster-id", "it",
-                                   "--node-id",        std::to_string(id),
-                                   "--data-dir",       DataDir(id),
-                                   "--members",        members};
+  std::vector<std::string> args = {RAFTLOCKD_PATH, "--cluster-id",     "it",
+                                   "--node-id",    std::to_string(id), "--data-dir",
+                                   DataDir(id),    "--members",        members};
   for (const auto& flag : extra_flags_) args.push_back(flag);
   std::string log = LogPath(id);
   pid_t pid = fork();

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,9 +31,9 @@ class ProcessCluster {
   void StartAll();
   // Starts node `id` (1-based) with its data directory as it is.
   void Start(int id);
-  void Kill(int id);       // SIGKILL and reap
-  void Pause(int id);      // SIGSTOP
-  void Resume(int id);     // SIGCONT
+  void Kill(int id);    // SIGKILL and reap
+  void Pause(int id);   // SIGSTOP
+  void Resume(int id);  // SIGCONT
   // SIGTERM; waits up to `wait` for a clean exit, returns its exit status
   // (-1 if it had to be killed).
   int Terminate(int id, std::chrono::milliseconds wait = std::chrono::milliseconds(5000));

@@ -1,0 +1,198 @@
+// Integration: real raftlockd processes on 127.0.0.1 -- election, serving
+// through any node, leadership transfer, quorum loss, whole-cluster restart.
+#include <catch2/catch.hpp>
+#include <set>
+
+#include "tests/integration/leader_client.h"
+#include "tests/integration/process_cluster.h"
+#include "tests/integration/test_util.h"
+
+using namespace raftlock::testing;
+using raftlock::v1::LockAcquireRequest;
+using raftlock::v1::LockAcquireResponse;
+
+namespace {
+
+LockAcquireRequest AcquireRequest(const std::string& name, uint64_t lease, int64_t wait_ms = 0) {
+  LockAcquireRequest request;
+  request.set_name(name);
+  request.set_lease_id(lease);
+  request.set_wait_timeout_ms(wait_ms);
+  return request;
+}
+
+// Grants a lease and takes `name` through `client`, which starts at `endpoint`.
+uint64_t TakeLockVia(const std::string& endpoint, const std::vector<std::string>& all,
+                     const std::string& name) {
+  std::vector<std::string> endpoints = {endpoint};
+  endpoints.insert(endpoints.end(), all.begin(), all.end());
+  LeaderClient client(endpoints);
+  uint64_t lease = 0;
+  REQUIRE(client.GrantLease(10000, &lease, 5s).ok());
+  LockAcquireResponse response;
+  grpc::Status status = client.Acquire(AcquireRequest(name, lease), &response, 5s);
+  REQUIRE(status.ok());
+  REQUIRE(response.acquired());
+  return response.token();
+}
+
+}  // namespace
+
+TEST_CASE("3 nodes elect exactly one leader and serve locks through any node", "[cluster]") {
+  ProcessCluster cluster(3);
+  cluster.StartAll();
+  int leader = cluster.WaitForLeader(10s);
+  REQUIRE(leader != 0);
+  std::set<uint64_t> leaders;
+  for (int id = 1; id <= 3; ++id) {
+    auto status = cluster.Status(id);
+    REQUIRE(status);
+    if (status->role() == raftlock::v1::ROLE_LEADER) leaders.insert(status->node_id());
+  }
+  CHECK(leaders.size() == 1);
+  uint64_t last_token = 0;
+  for (int id = 1; id <= 3; ++id) {
+    uint64_t token = TakeLockVia(cluster.ClientAddress(id), cluster.ClientAddresses(),
+                                 "via-node-" + std::to_string(id));
+    CHECK(token > last_token);  // log indexes: later grants get larger tokens
+    last_token = token;
+  }
+}
+
+TEST_CASE("5 nodes elect exactly one leader and serve locks through any node", "[cluster]") {
+  ProcessCluster cluster(5);
+  cluster.StartAll();
+  int leader = cluster.WaitForLeader(10s);
+  REQUIRE(leader != 0);
+  for (int id = 1; id <= 5; ++id) {
+    TakeLockVia(cluster.ClientAddress(id), cluster.ClientAddresses(), "five-" + std::to_string(id));
+  }
+}
+
+TEST_CASE("a follower refuses a write with UNAVAILABLE and the leader's address", "[cluster]") {
+  ProcessCluster cluster(3);
+  cluster.StartAll();
+  int leader = cluster.WaitForLeader(10s);
+  REQUIRE(leader != 0);
+  int follower = leader % 3 + 1;
+  auto stub = raftlock::v1::Lease::NewStub(
+      grpc::CreateChannel(cluster.ClientAddress(follower), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 2s);
+  raftlock::v1::LeaseGrantRequest request;
+  request.set_ttl_ms(5000);
+  raftlock::v1::LeaseGrantResponse response;
+  grpc::Status status = stub->Grant(&context, request, &response);
+  REQUIRE(status.error_code() == grpc::StatusCode::UNAVAILABLE);
+  auto trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find("raftlock-leader-bin");
+  REQUIRE(it != trailers.end());
+  raftlock::v1::LeaderHint hint;
+  REQUIRE(hint.ParseFromString(std::string(it->second.data(), it->second.size())));
+  CHECK(hint.leader_id() == static_cast<uint64_t>(leader));
+  CHECK(hint.leader_address() == cluster.ClientAddress(leader));
+}
+
+TEST_CASE("TransferLeadership moves the leader to the named replica", "[cluster][transfer]") {
+  ProcessCluster cluster(3);
+  cluster.StartAll();
+  int leader = cluster.WaitForLeader(10s);
+  REQUIRE(leader != 0);
+  for (int round = 0; round < 3; ++round) {
+    int target = leader % 3 + 1;
+    auto stub = raftlock::v1::Cluster::NewStub(
+        grpc::CreateChannel(cluster.ClientAddress(leader), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 5s);
+    raftlock::v1::TransferLeadershipRequest request;
+    request.set_target_id(target);
+    raftlock::v1::TransferLeadershipResponse response;
+    auto start = Clock::now();
+    grpc::Status status = stub->TransferLeadership(&context, request, &response);
+    INFO("transfer took " << MillisSince(start) << " ms: " << status.error_message());
+    REQUIRE(status.ok());
+    CHECK(response.leader_id() == static_cast<uint64_t>(target));
+    REQUIRE(cluster.WaitForLeader(5s) == target);
+    leader = target;
+    // The new leader serves writes.
+    TakeLockVia(cluster.ClientAddress(target), cluster.ClientAddresses(),
+                "after-transfer-" + std::to_string(round));
+  }
+}
+
+TEST_CASE("without a quorum writes fail UNAVAILABLE within their deadline, then recover",
+          "[cluster][quorum]") {
+  auto run = [](int size, int keep) {
+    ProcessCluster cluster(size);
+    cluster.StartAll();
+    REQUIRE(cluster.WaitForLeader(10s) != 0);
+    for (int id = keep + 1; id <= size; ++id) cluster.Kill(id);
+    std::vector<std::string> alive;
+    for (int id = 1; id <= keep; ++id) alive.push_back(cluster.ClientAddress(id));
+    LeaderClient client(alive);
+    uint64_t lease = 0;
+    auto start = Clock::now();
+    grpc::Status status = client.GrantLease(5000, &lease, 3s);
+    double took = MillisSince(start);
+    INFO("size " << size << " alive " << keep << ": " << status.error_message() << " after " << took
+                 << " ms");
+    CHECK((status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+           status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED));
+    CHECK(took < 4000);  // answered within the deadline (plus scheduling slack)
+    // Every individual attempt is answered UNAVAILABLE, never left hanging.
+    for (int id = 1; id <= keep; ++id) {
+      auto stub = raftlock::v1::Lease::NewStub(
+          grpc::CreateChannel(cluster.ClientAddress(id), grpc::InsecureChannelCredentials()));
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + 3s);
+      raftlock::v1::LeaseGrantRequest request;
+      request.set_ttl_ms(5000);
+      raftlock::v1::LeaseGrantResponse response;
+      auto call_start = Clock::now();
+      grpc::Status one = stub->Grant(&context, request, &response);
+      INFO("node " << id << ": " << one.error_message());
+      CHECK(one.error_code() == grpc::StatusCode::UNAVAILABLE);
+      CHECK(MillisSince(call_start) < 2500);
+    }
+    for (int id = keep + 1; id <= size; ++id) cluster.Start(id);
+    REQUIRE(cluster.WaitForLeader(10s) != 0);
+    LeaderClient all(cluster.ClientAddresses());
+    CHECK(all.GrantLease(5000, &lease, 10s).ok());
+  };
+  SECTION("2 of 5 alive") { run(5, 2); }
+  SECTION("1 of 3 alive") { run(3, 1); }
+}
+
+TEST_CASE("stopping and restarting the whole cluster keeps locks, leases and tokens",
+          "[cluster][durability]") {
+  ProcessCluster cluster(3);
+  cluster.StartAll();
+  REQUIRE(cluster.WaitForLeader(10s) != 0);
+  LeaderClient client(cluster.ClientAddresses());
+  uint64_t lease = 0;
+  REQUIRE(client.GrantLease(60000, &lease, 5s).ok());
+  LockAcquireResponse held;
+  REQUIRE(client.Acquire(AcquireRequest("durable", lease), &held, 5s).ok());
+  REQUIRE(held.acquired());
+
+  for (int id = 1; id <= 3; ++id) CHECK(cluster.Terminate(id) == 0);
+  cluster.StartAll();
+  REQUIRE(cluster.WaitForLeader(10s) != 0);
+
+  LeaderClient after(cluster.ClientAddresses());
+  raftlock::v1::LockDescribeResponse described;
+  REQUIRE(after.Describe("durable", &described, 10s).ok());
+  REQUIRE(described.found());
+  REQUIRE(described.lock().holders_size() == 1);
+  CHECK(described.lock().holders(0).lease_id() == lease);
+  CHECK(described.lock().holders(0).token() == held.token());
+  raftlock::v1::LeaseTimeToLiveResponse ttl;
+  REQUIRE(after.TimeToLive(lease, &ttl, 5s).ok());
+  CHECK(ttl.found());
+  // A new holder after release gets a larger token than before the restart.
+  REQUIRE(after.Release("durable", lease, held.token(), 5s).ok());
+  LockAcquireResponse again;
+  REQUIRE(after.Acquire(AcquireRequest("durable", lease), &again, 5s).ok());
+  REQUIRE(again.acquired());
+  CHECK(again.token() > held.token());
+}
