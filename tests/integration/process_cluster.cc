@@ -81,6 +81,10 @@ std::string ProcessCluster::ClientAddress(int id) const {
   return "127.0.0.1:" + std::to_string(client_base_ + id);
 }
 
+std::string ProcessCluster::PeerAddress(int id) const {
+  return "127.0.0.1:" + std::to_string(peer_base_ + id);
+}
+
 std::vector<std::string> ProcessCluster::ClientAddresses() const {
   std::vector<std::string> out;
   for (int id = 1; id <= size_; ++id) out.push_back(ClientAddress(id));

@@ -40,6 +40,7 @@ class ProcessCluster {
   bool Running(int id) const;
 
   std::string ClientAddress(int id) const;
+  std::string PeerAddress(int id) const;
   std::vector<std::string> ClientAddresses() const;
   std::string DataDir(int id) const;
   std::string LogPath(int id) const;
