@@ -148,7 +148,7 @@ TEST_CASE("a node that missed more than the compaction threshold catches up by s
   CHECK(described.lock().holders(0).token() == kept.token());
 }
 
-TEST_CASE("a paused leader steps down; no two clients ever hold the exclusive lock",
+TEST_CASE("a paused leader steps down, no two clients ever hold the exclusive lock",
           "[failover][pause]") {
   ProcessCluster cluster(3);
   cluster.StartAll();

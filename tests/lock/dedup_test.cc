@@ -113,7 +113,7 @@ TEST_CASE("dedup: a retried revoke returns its first answer within the retention
   CHECK(retry.result.code() == 0);
 }
 
-TEST_CASE("dedup: the table is bounded; the least recently used client is forgotten",
+TEST_CASE("dedup: the table is bounded, the least recently used client is forgotten",
           "[dedup][limits]") {
   Harness h;  // max_dedup_clients = 4
   const uint64_t a = h.NewLease();
@@ -144,7 +144,7 @@ TEST_CASE("dedup: a duplicate keeps the original index and cluster time", "[dedu
   CHECK(retry.result.cluster_time_ms() == first.result.cluster_time_ms());
 }
 
-TEST_CASE("dedup: a retried waiting acquire returns QUEUED; the grant is an event", "[dedup]") {
+TEST_CASE("dedup: a retried waiting acquire returns QUEUED, the grant is an event", "[dedup]") {
   Harness h;
   const uint64_t a = h.NewLease(), b = h.NewLease();
   const uint64_t t = h.Hold("x", a);

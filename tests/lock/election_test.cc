@@ -227,7 +227,7 @@ TEST_CASE("election: re-campaign by the leader returns its leadership unchanged"
   CHECK(h.sm.Leader("svc").value() == "a");
 }
 
-TEST_CASE("election: idle elections beyond the bound are forgotten; observers are told skipped",
+TEST_CASE("election: idle elections beyond the bound are forgotten, observers are told skipped",
           "[election][observe][limits]") {
   Harness h;  // max_idle_elections = 2
   const uint64_t a = h.NewLease();

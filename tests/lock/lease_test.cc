@@ -127,7 +127,7 @@ TEST_CASE("lease: expiry releases what the lease held and grants waiters in that
   CHECK(Grants(r)[0].from_queue());
 }
 
-TEST_CASE("lease: cluster time never goes back; an earlier stamp does not shorten a TTL",
+TEST_CASE("lease: cluster time never goes back, an earlier stamp does not shorten a TTL",
           "[lease]") {
   Harness h;
   h.now = 1000;

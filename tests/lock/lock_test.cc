@@ -29,7 +29,7 @@ TEST_CASE("lock: a try-once acquire of a held lock answers BUSY and changes noth
   CHECK(StateOf(h.sm) == before);
 }
 
-TEST_CASE("lock: shared holders coexist; an exclusive acquire waits for all of them", "[lock]") {
+TEST_CASE("lock: shared holders coexist, an exclusive acquire waits for all of them", "[lock]") {
   Harness h;
   const uint64_t a = h.NewLease(), b = h.NewLease(), c = h.NewLease();
   const uint64_t ta = h.Hold("x", a, kS);
@@ -251,7 +251,7 @@ TEST_CASE("lock: a timed-out head waiter unblocks the waiters behind it", "[lock
   CHECK(Grants(r)[0].lease_id() == c);
 }
 
-TEST_CASE("lock: a cancelled wait leaves the queue; cancelling no wait is NOT_WAITING",
+TEST_CASE("lock: a cancelled wait leaves the queue, cancelling no wait is NOT_WAITING",
           "[lock][queue]") {
   Harness h;
   const uint64_t a = h.NewLease(), b = h.NewLease();
@@ -266,7 +266,7 @@ TEST_CASE("lock: a cancelled wait leaves the queue; cancelling no wait is NOT_WA
   CHECK(r.result.reason() == v1::ERROR_REASON_NOT_WAITING);
 }
 
-TEST_CASE("lock: re-acquire by the holder returns its hold; another mode is MODE_CONFLICT",
+TEST_CASE("lock: re-acquire by the holder returns its hold, another mode is MODE_CONFLICT",
           "[lock]") {
   Harness h;
   const uint64_t a = h.NewLease();

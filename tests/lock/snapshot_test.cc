@@ -111,7 +111,7 @@ TEST_CASE("snapshot: garbage or an inconsistent image is refused and the state i
   CHECK(b.Snapshot() == before);
 }
 
-TEST_CASE("snapshot: equal logs give equal digests; different states differ", "[snapshot]") {
+TEST_CASE("snapshot: equal logs give equal digests, different states differ", "[snapshot]") {
   auto log = RichLog();
   LockStateMachine a(TestLimits()), b(TestLimits());
   for (size_t i = 0; i < log.size(); ++i) {

@@ -24,7 +24,7 @@ TEST_CASE("validation: an empty name is INVALID_ARGUMENT", "[validation]") {
   ExpectRejected(h, Release("", a, 1), kInvalidArgument, v1::ERROR_REASON_NAME_EMPTY, "name");
 }
 
-TEST_CASE("validation: a name over max_name_bytes is INVALID_ARGUMENT; at the limit is fine",
+TEST_CASE("validation: a name over max_name_bytes is INVALID_ARGUMENT, at the limit is fine",
           "[validation]") {
   Harness h;  // max_name_bytes = 16
   const uint64_t a = h.NewLease();

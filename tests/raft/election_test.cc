@@ -42,7 +42,7 @@ TEST_CASE("§5.2 a follower that hears nothing campaigns: term+1, votes for itse
   CHECK(rd.replication_messages.empty());
 }
 
-TEST_CASE("§5.2 election timeouts are randomized in [election_tick, 2*election_tick) by seed",
+TEST_CASE("§5.2 election timeouts are randomized in election_tick..2*election_tick-1 by seed",
           "[election]") {
   std::set<int> seen;
   for (uint64_t seed = 1; seed <= 40; ++seed) {
