@@ -1,0 +1,137 @@
+#include "tests/sim/scenarios.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "tests/sim/simulator.h"
+
+namespace raftlock::sim {
+namespace {
+
+uint64_t TermAt(const Simulation& sim, uint64_t id, uint64_t index) {
+  auto term = sim.storage(id)->Term(index);
+  return term.ok() ? *term : 0;
+}
+
+}  // namespace
+
+ScenarioOutcome RunFigure8Scenario(bool unsafe_commit_prior_term, uint64_t seed, bool verbose) {
+  ScenarioOutcome out;
+  SimOptions options;
+  options.seed = seed;
+  options.num_nodes = 5;
+  options.faults = FaultProfile::None();  // every message takes exactly one tick
+  options.randomize_config = false;
+  options.unsafe_commit_prior_term = unsafe_commit_prior_term;
+  options.configure_node = [](raft::Config& c) { c.max_size_per_msg = 1; };
+  options.client = [](Simulation&) {};  // the script proposes
+  options.compaction_rate = 0;
+  options.verbose = verbose;
+  options.replay_program = "sim_test";
+  Simulation sim(options);
+  sim.set_random_faults(false);
+  auto stage = [&](std::string line) {
+    ++out.stages_done;
+    absl::StrAppend(&out.narrative, out.stages_done, ". ", line, "\n");
+  };
+  auto finish = [&] {
+    out.violation = sim.violation();
+    return out;
+  };
+  auto leader_among = [&](const std::vector<uint64_t>& ids, uint64_t min_term) {
+    for (uint64_t id : ids) {
+      if (sim.IsUp(id) && sim.node(id)->role() == raft::Role::kLeader &&
+          sim.node(id)->term() > min_term) {
+        return id;
+      }
+    }
+    return uint64_t{0};
+  };
+  if (!sim.Start().ok()) return finish();
+
+  // 1. A first leader P, everyone caught up; then X reaches Q only.
+  if (!sim.RunUntil([&] { return sim.CurrentLeader().has_value(); }, 300)) return finish();
+  const uint64_t p = *sim.CurrentLeader();
+  const uint64_t t1 = sim.node(p)->term();
+  const uint64_t caught_up = sim.storage(p)->LastIndex();
+  if (!sim.RunUntil(
+          [&] {
+            for (uint64_t id = 1; id <= 5; ++id) {
+              if (sim.applied(id) < caught_up) return false;
+            }
+            return true;
+          },
+          100)) {
+    return finish();
+  }
+  const uint64_t q = p == 1 ? 2 : 1;
+  std::vector<uint64_t> others;  // the three that never see X
+  for (uint64_t id = 1; id <= 5; ++id) {
+    if (id != p && id != q) others.push_back(id);
+  }
+  for (uint64_t r : others) sim.network().BlockBothWays(p, r);
+  auto x = sim.Propose(p, "X");
+  if (!x.ok()) return finish();
+  const uint64_t k = *x;
+  if (!sim.RunUntil([&] { return sim.storage(q)->LastIndex() >= k; }, 10)) return finish();
+  if (sim.applied(p) >= k) return finish();  // X must not be committed yet
+  sim.Crash(p);
+  stage(absl::StrCat("n", p, " led term ", t1, ", stored X at index ", k, " on n", p, " and n", q,
+                     " only, and crashed"));
+
+  // 2. W wins among the three, appends its no-op at k, and is cut off.
+  sim.network().Partition({others});
+  uint64_t w = 0;
+  if (!sim.RunUntil([&] { return (w = leader_among(others, t1)) != 0; }, 400)) return finish();
+  sim.network().Isolate(w);
+  const uint64_t t2 = sim.node(w)->term();
+  if (sim.storage(w)->LastIndex() != k || TermAt(sim, w, k) != t2) return finish();
+  stage(absl::StrCat("n", w, " won term ", t2, " and holds its own entry at index ", k,
+                     "; it is cut off"));
+
+  // 3. P restarts; L in {P, Q} wins; X alone reaches A; L is cut off, crashes.
+  sim.Restart(p);
+  std::vector<uint64_t> ab;
+  for (uint64_t r : others) {
+    if (r != w) ab.push_back(r);
+  }
+  const uint64_t a = ab[0], b = ab[1];
+  sim.network().Partition({{p, q, a, b}});
+  uint64_t l = 0;
+  if (!sim.RunUntil([&] { return (l = leader_among({p, q}, t2)) != 0; }, 600)) return finish();
+  const uint64_t f = l == p ? q : p;
+  const uint64_t t3 = sim.node(l)->term();
+  sim.network().BlockBothWays(l, b);
+  auto a_matches_x = [&] {
+    if (!sim.IsUp(l)) return false;
+    auto progress = sim.node(l)->Status().progress;
+    return progress.count(a) > 0 && progress[a].match >= k;
+  };
+  if (!sim.RunUntil(a_matches_x, 40)) return finish();
+  sim.network().Isolate(l);
+  const bool a_has_only_x = sim.storage(a)->LastIndex() == k && TermAt(sim, a, k) == t1;
+  const bool x_applied_by_l = sim.applied(l) >= k;
+  sim.Crash(l);
+  if (!a_has_only_x) return finish();
+  stage(absl::StrCat("n", l, " won term ", t3, "; X (term ", t1, ") is on n", l, ", n", f, " and n",
+                     a, ", its no-op on n", l, " and n", f, " only; n", l,
+                     x_applied_by_l ? " COMMITTED and applied X" : " did not commit X"));
+  if (unsafe_commit_prior_term && !x_applied_by_l) return finish();
+
+  // 4. W returns and wins with A and B, overwriting index k.
+  sim.network().Partition({{w, a, b}});
+  if (!sim.RunUntil([&] { return leader_among({w}, t3) != 0; }, 600)) return finish();
+  if (!sim.RunUntil([&] { return sim.applied(w) > k; }, 100)) return finish();
+  stage(absl::StrCat("n", w, " won term ", sim.node(w)->term(),
+                     " and committed its entry at index ", k, " (term ", TermAt(sim, w, k), ")"));
+
+  // 5. Everything heals; the cluster must converge.
+  sim.HealAll();
+  if (!sim.CheckLiveness()) return finish();
+  stage("healed; a fresh proposal committed on every node");
+  out.completed = true;
+  return finish();
+}
+
+}  // namespace raftlock::sim

@@ -1,0 +1,41 @@
+// Scripted scenarios driven through the Simulation API, for faults too precise
+// to wait for from random seeds.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "tests/sim/checker.h"
+
+namespace raftlock::sim {
+
+struct ScenarioOutcome {
+  // Every stage of the script happened as planned (the network and crashes
+  // produced the intended logs). A run that stops at a violation stops early.
+  bool completed = false;
+  int stages_done = 0;
+  // What happened, one line per stage.
+  std::string narrative;
+  std::optional<Violation> violation;
+};
+
+// The Raft paper's Figure 8 on five nodes, with one entry per MSG_APP:
+//   1. P leads term T1 and replicates X (index k) to Q only; P crashes.
+//   2. W (one of the other three) wins term T2 with their votes and appends
+//      its no-op at index k, which reaches nobody; W is cut off.
+//   3. P restarts; P or Q (call it L, the other F) wins a later term T3,
+//      appends its no-op at k+1, reaches F, and re-replicates X alone to A.
+//      X (term T1) is now on L, F and A - a majority - but k+1 is on L and F
+//      only. A correct leader must not commit X by counting replicas; with
+//      raft::Config::testing_unsafe_commit_prior_term it does, and applies X.
+//      L is then cut off and crashes.
+//   4. W wins again with the votes of A and B (its last term T2 beats their
+//      T1) and overwrites index k with its own entry.
+// With the unsafe rule the checker must report Leader Completeness (W becomes
+// leader without the committed X) or State Machine Safety; with the correct
+// rule the run completes and then heals and passes the liveness check.
+ScenarioOutcome RunFigure8Scenario(bool unsafe_commit_prior_term, uint64_t seed,
+                                   bool verbose = false);
+
+}  // namespace raftlock::sim
