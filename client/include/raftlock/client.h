@@ -1,0 +1,156 @@
+// raftlock::Client: the connection to a raftlock cluster.
+//
+// A Client knows a list of endpoints (client addresses of replicas). Every call
+// goes to the replica it believes leads; a follower's answer (UNAVAILABLE plus
+// a LeaderHint in the trailing metadata) redirects it, and connection failures,
+// "no leader yet" and attempts that time out are retried with exponential
+// backoff and full jitter until the call's deadline. Writes carry a WriteId
+// (this client's random id and a fresh sequence per logical operation; retries
+// reuse it), so a retried write is applied at most once (docs/semantics.md §5).
+//
+// Thread-safety: a Client is safe to share between threads (hold it in a
+// shared_ptr; Session, Mutex, Election and Cluster keep one).
+//
+// This is the low-level layer: one method per RPC, request and response as
+// the protos in proto/api.proto and proto/cluster.proto. Session, Mutex,
+// SharedMutex, Semaphore, Election and Cluster are the convenient layer above.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "proto/api.grpc.pb.h"
+#include "proto/cluster.grpc.pb.h"
+#include "raftlock/status.h"
+
+namespace raftlock {
+
+struct ClientOptions {
+  // host:port of one or more replicas; the leader is found from them.
+  std::vector<std::string> endpoints;
+  // Longest single attempt of a call that does not wait on the server; an
+  // attempt at a paused or partitioned replica gives up after this and the
+  // call moves on to another replica.
+  std::chrono::milliseconds attempt_timeout{1500};
+  // Backoff between attempts: sleep uniform(0, min(max, initial * 2^n)).
+  std::chrono::milliseconds initial_backoff{20};
+  std::chrono::milliseconds max_backoff{500};
+  // 0: a random nonzero id (the normal case). Set only to resume a known identity.
+  uint64_t client_id = 0;
+  // null: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+};
+
+class Client {
+ public:
+  // Validates `options` (INVALID_ARGUMENT on an empty or malformed endpoint
+  // list). Connects lazily: no RPC is made here.
+  static absl::StatusOr<std::shared_ptr<Client>> Create(ClientOptions options);
+
+  // Splits "a:1,b:2" into endpoints (spaces ignored).
+  static std::vector<std::string> ParseEndpoints(const std::string& text);
+
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  ~Client();
+
+  uint64_t client_id() const { return client_id_; }
+  const ClientOptions& options() const { return options_; }
+  // A WriteId for a new logical write (next sequence). Thread-safe.
+  v1::WriteId NextWrite();
+  // The address of the replica believed to lead ("" if unknown).
+  std::string leader_address() const;
+
+  // ---- Lease. Requests without a `write` get NextWrite().
+  absl::StatusOr<v1::LeaseGrantResponse> LeaseGrant(v1::LeaseGrantRequest request,
+                                                    Deadline deadline);
+  absl::StatusOr<v1::LeaseRevokeResponse> LeaseRevoke(v1::LeaseRevokeRequest request,
+                                                      Deadline deadline);
+  // One keepalive over a short KeepAlive stream, retried until `deadline`.
+  // `sent` (optional) receives the monotonic time the acknowledged attempt was
+  // sent: the lease cannot expire before sent + TTL.
+  absl::StatusOr<v1::LeaseKeepAliveResponse> LeaseKeepAlive(
+      uint64_t lease_id, Deadline deadline, Clock::time_point* sent = nullptr,
+      std::optional<std::chrono::milliseconds> attempt_timeout = std::nullopt);
+  absl::StatusOr<v1::LeaseTimeToLiveResponse> LeaseTimeToLive(uint64_t lease_id, Deadline deadline);
+  absl::StatusOr<v1::LeaseListResponse> LeaseList(Deadline deadline);
+
+  // ---- Lock. Acquire with wait_timeout_ms > 0 waits on the server; the
+  // attempt's gRPC deadline is set beyond the wait (bounded by `deadline`).
+  absl::StatusOr<v1::LockAcquireResponse> LockAcquire(v1::LockAcquireRequest request,
+                                                      Deadline deadline);
+  absl::StatusOr<v1::LockReleaseResponse> LockRelease(v1::LockReleaseRequest request,
+                                                      Deadline deadline);
+  absl::StatusOr<v1::LockDescribeResponse> LockDescribe(const std::string& name, Deadline deadline);
+  absl::StatusOr<v1::LockListResponse> LockList(const std::string& prefix, Deadline deadline);
+  absl::StatusOr<v1::ValidateTokenResponse> ValidateToken(const std::string& name, uint64_t token,
+                                                          Deadline deadline);
+
+  // ---- Election.
+  absl::StatusOr<v1::CampaignResponse> Campaign(v1::CampaignRequest request, Deadline deadline);
+  absl::StatusOr<v1::ProclaimResponse> Proclaim(v1::ProclaimRequest request, Deadline deadline);
+  absl::StatusOr<v1::ResignResponse> Resign(v1::ResignRequest request, Deadline deadline);
+  absl::StatusOr<v1::LeaderResponse> Leader(const std::string& name, Deadline deadline);
+  // One Observe stream on the presumed leader: hands each message to
+  // `on_message` (on this thread) until the stream ends, `context` is
+  // cancelled (TryCancel from another thread) or `on_message` returns false.
+  // Returns the stream's status (OK when on_message stopped it). No retries:
+  // ElectionObserver reconnects and resumes.
+  absl::Status ObserveOnce(grpc::ClientContext* context, const v1::ObserveRequest& request,
+                           const std::function<bool(const v1::ObserveResponse&)>& on_message);
+
+  // ---- Cluster. `endpoint` "" asks the presumed leader (or any replica);
+  // otherwise exactly that replica, without retries elsewhere.
+  absl::StatusOr<v1::StatusResponse> Status(Deadline deadline, const std::string& endpoint = "");
+  absl::StatusOr<v1::MembersResponse> Members(Deadline deadline);
+  // Completes when `target_id` leads; retried (it is idempotent) until `deadline`.
+  absl::StatusOr<v1::TransferLeadershipResponse> TransferLeadership(uint64_t target_id,
+                                                                    Deadline deadline);
+
+ private:
+  struct Endpoint;
+  struct CallOptions {
+    bool leader_only = true;  // success means this endpoint leads
+    bool waits = false;       // may wait on the server: attempt gets the whole wait
+    std::chrono::milliseconds wait{0};
+    std::optional<std::chrono::milliseconds> attempt_timeout;
+    std::string fixed_endpoint;  // only this endpoint, no redirects
+  };
+  using Rpc = std::function<grpc::Status(Endpoint&, grpc::ClientContext*)>;
+
+  explicit Client(ClientOptions options);
+  // The retry loop shared by every unary call.
+  absl::Status Call(const char* what, const CallOptions& call, Deadline deadline, const Rpc& rpc);
+  std::shared_ptr<Endpoint> EndpointFor(const std::string& address);
+  // The endpoint for the next attempt: the known leader, else the next in turn.
+  std::shared_ptr<Endpoint> PickEndpoint();
+  void NoteLeader(const std::string& address);
+  void ForgetLeader(const std::string& failed_address);
+  std::chrono::milliseconds Backoff(int attempt);
+
+  const ClientOptions options_;
+  const uint64_t client_id_;
+  std::atomic<uint64_t> next_sequence_{1};
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Endpoint>> channels_;
+  std::string leader_;
+  size_t next_endpoint_ = 0;
+  std::mt19937_64 rng_;
+};
+
+// Converts a gRPC status (and its trailing metadata's raftlock-reason) to absl.
+absl::Status FromGrpc(const grpc::Status& status, const std::string& reason = "");
+
+}  // namespace raftlock

@@ -1,0 +1,316 @@
+"""Elections for your own services: campaign, proclaim, resign, leader, observe."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from typing import Optional, Tuple, Union
+
+import grpc
+
+from . import errors
+from ._gen import api_pb2, lock_pb2
+
+log = logging.getLogger("raftlock")
+
+_WAIT_CHUNK = 30.0
+
+_WHY = {
+    api_pb2.NOT_ACQUIRED_REASON_BUSY: "busy",
+    api_pb2.NOT_ACQUIRED_REASON_TIMED_OUT: "timed_out",
+    api_pb2.NOT_ACQUIRED_REASON_CANCELLED: "cancelled",
+    api_pb2.NOT_ACQUIRED_REASON_LEASE_ENDED: "lease_ended",
+}
+
+_KIND = {
+    lock_pb2.ELECTION_EVENT_ELECTED: "elected",
+    lock_pb2.ELECTION_EVENT_PROCLAIMED: "proclaimed",
+    lock_pb2.ELECTION_EVENT_NO_LEADER: "no_leader",
+}
+
+
+def _bytes(value: Union[str, bytes, None]) -> bytes:
+    if value is None:
+        return b""
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def _end_reason(reason: int) -> str:
+    if not reason:
+        return ""
+    name = lock_pb2.EndReason.Name(reason)
+    return name[len("END_REASON_"):].lower()
+
+
+@dataclasses.dataclass(frozen=True)
+class ElectionEvent:
+    """One message of :meth:`Election.observe`.
+
+    ``kind``: ``"elected"`` (a new leader), ``"proclaimed"`` (same leader, new
+    value), ``"no_leader"`` (the leader resigned or its lease ended; ``reason``
+    says which), ``"current"`` (the state when observation started) or
+    ``"skipped"`` (events were missed; this is the current state to
+    resynchronise from). ``epoch`` strictly increases across events.
+    """
+
+    kind: str
+    name: str
+    epoch: int
+    has_leader: bool
+    leader_lease_id: int = 0
+    value: bytes = b""
+    token: int = 0
+    reason: str = ""
+    candidates: Tuple[int, ...] = ()
+
+    @classmethod
+    def from_event(cls, event: lock_pb2.ElectionEvent) -> "ElectionEvent":
+        kind = _KIND.get(event.type, "unspecified")
+        return cls(kind=kind, name=event.name, epoch=event.epoch, has_leader=kind != "no_leader",
+                   leader_lease_id=event.leader_lease_id, value=event.value, token=event.token,
+                   reason=_end_reason(event.reason))
+
+    @classmethod
+    def from_info(cls, kind: str, info: lock_pb2.ElectionInfo) -> "ElectionEvent":
+        return cls(kind=kind, name=info.name, epoch=info.epoch, has_leader=info.has_leader,
+                   leader_lease_id=info.leader_lease_id, value=info.value, token=info.token,
+                   candidates=tuple(info.candidates))
+
+
+class Observer:
+    """An iterator of :class:`ElectionEvent` s, fed by a background thread
+    that keeps an Observe stream open (reconnecting, resuming after the last
+    epoch seen; each stream has a deadline of `stream_timeout` and is then
+    resumed). ``next(timeout)`` waits at most `timeout` seconds. Close it (or
+    use ``with``) to stop."""
+
+    _END = object()
+
+    def __init__(self, client, name: str, after_epoch: int = 0, *, stream_timeout: float = 30.0):
+        self._client = client
+        self.name = name
+        self.last_epoch = after_epoch
+        self._stream_timeout = stream_timeout
+        self._queue: "queue.Queue" = queue.Queue()
+        self._stop = threading.Event()
+        self._mu = threading.Lock()
+        self._call = None
+        self._thread = threading.Thread(target=self._run, name=f"raftlock-observe-{name}", daemon=True)
+        self._thread.start()
+
+    def __iter__(self) -> "Observer":
+        return self
+
+    def __next__(self) -> ElectionEvent:
+        item = self._queue.get()
+        return self._deliver(item)
+
+    def next(self, timeout: float) -> ElectionEvent:
+        """The next event, waiting at most `timeout` seconds (TimeoutError)."""
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no election event for {self.name!r} within {timeout}s") from None
+        return self._deliver(item)
+
+    def _deliver(self, item) -> ElectionEvent:
+        if item is Observer._END:
+            self._queue.put(item)  # stay ended for later calls
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._queue.put(Observer._END)
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._mu:
+            call = self._call
+        if call is not None:
+            call.cancel()
+        self._thread.join(timeout=5.0)
+        self._queue.put(Observer._END)
+
+    def __enter__(self) -> "Observer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        from .client import _Failure
+
+        client = self._client
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                address = client._pick()
+                stubs = client._stubs_for(address)
+            except errors.ClientClosed as error:
+                self._queue.put(error)
+                return
+            request = api_pb2.ObserveRequest(name=self.name, after_epoch=self.last_epoch)
+            failure = None
+            try:
+                call = stubs.election.Observe(request, timeout=self._stream_timeout)
+                with self._mu:
+                    self._call = call
+                if self._stop.is_set():
+                    call.cancel()
+                for message in call:
+                    attempt = 0
+                    if message.HasField("event") and not message.skipped:
+                        event = ElectionEvent.from_event(message.event)
+                        if event.epoch <= self.last_epoch:
+                            continue  # already delivered before a reconnect
+                    else:
+                        event = ElectionEvent.from_info("skipped" if message.skipped else "current",
+                                                        message.current)
+                    self.last_epoch = max(self.last_epoch, event.epoch)
+                    self._queue.put(event)
+            except grpc.RpcError as error:
+                failure = _Failure(error)
+            finally:
+                with self._mu:
+                    self._call = None
+            if self._stop.is_set():
+                return
+            if failure is None or (failure.code == grpc.StatusCode.DEADLINE_EXCEEDED):
+                continue  # the stream's lifetime ended: resume after the last epoch
+            if failure.from_state_machine or failure.code == grpc.StatusCode.INVALID_ARGUMENT:
+                self._queue.put(failure.to_error())
+                return
+            if client._note_failure(address, failure) is None:
+                self._stop.wait(client._backoff(attempt, 1.0))
+                attempt += 1
+
+
+class Election:
+    """An election named `name`. Campaigning needs a session (the leadership
+    lasts while its lease lives); without one, the election makes its own of
+    `ttl` seconds on the first campaign and revokes it on :meth:`close`.
+
+    ``token`` is the leadership's fencing token (like a lock's); ``epoch`` the
+    epoch of the last change this handle made."""
+
+    def __init__(self, client, name: str, *, session=None, ttl: float = 10.0):
+        if not name:
+            raise ValueError("an election needs a name")
+        self._client = client
+        self.name = name
+        self._session = session
+        self._owns_session = session is None
+        self._ttl = ttl
+        self.token: int = 0
+        self.epoch: int = 0
+        self.why_not = ""
+
+    @property
+    def session(self):
+        return self._session
+
+    @property
+    def is_leader(self) -> bool:
+        """True while this handle leads and its session is certainly alive."""
+        return self.token != 0 and self._session is not None and self._session.alive
+
+    def campaign(self, value: Union[str, bytes] = b"", *, blocking: bool = True,
+                 timeout: Optional[float] = None) -> bool:
+        """Becomes leader with `value`, waiting in FIFO order (up to `timeout`
+        seconds, or until elected when None). Returns False when not elected
+        (busy with ``blocking=False``, or timed out)."""
+        if self._session is None:
+            self._session = self._client.session(self._ttl)
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        payload = _bytes(value)
+        while True:
+            self._session.check()
+            if not blocking:
+                wait = 0.0
+            elif deadline is None:
+                wait = _WAIT_CHUNK
+            else:
+                wait = max(0.0, deadline - time.monotonic())
+                if wait <= 0.001:
+                    wait = 0.0
+            request = api_pb2.CampaignRequest(write=self._client.next_write_id(), name=self.name,
+                                              lease_id=self._session.lease_id, value=payload,
+                                              wait_timeout_ms=int(round(wait * 1000)))
+            response = self._client._call(lambda s: s.election.Campaign, request,
+                                          timeout=wait + self._client.timeout,
+                                          attempt_timeout=wait + self._client.attempt_timeout)
+            if response.elected:
+                self.token = response.token
+                self.epoch = response.epoch
+                return True
+            why = _WHY.get(response.reason, "unspecified")
+            self.why_not = why
+            if why == "lease_ended":
+                raise errors.SessionLost(f"the lease ended while campaigning for {self.name!r}")
+            if why == "timed_out" and blocking and wait > 0 and (
+                    deadline is None or deadline - time.monotonic() > 0.05):
+                continue
+            return False
+
+    def proclaim(self, value: Union[str, bytes], *, timeout: Optional[float] = None) -> int:
+        """Publishes a new leader value; returns the new epoch."""
+        self._require_leader()
+        request = api_pb2.ProclaimRequest(write=self._client.next_write_id(), name=self.name,
+                                          lease_id=self._session.lease_id, token=self.token,
+                                          value=_bytes(value))
+        response = self._client._call(lambda s: s.election.Proclaim, request, timeout=timeout)
+        self.epoch = response.epoch
+        return response.epoch
+
+    def resign(self, *, timeout: Optional[float] = None) -> int:
+        """Steps down (or withdraws a queued candidacy); returns the epoch of
+        the "no leader" event (0 if this handle was not leading)."""
+        if self._session is None:
+            return 0
+        request = api_pb2.ResignRequest(write=self._client.next_write_id(), name=self.name,
+                                        lease_id=self._session.lease_id, token=self.token)
+        try:
+            response = self._client._call(lambda s: s.election.Resign, request, timeout=timeout)
+        finally:
+            self.token = 0
+        if response.was_leader:
+            self.epoch = response.epoch
+        return response.epoch if response.was_leader else 0
+
+    def leader(self, *, timeout: Optional[float] = None) -> lock_pb2.ElectionInfo:
+        """Who leads now (``has_leader``, ``value``, ``token``, ``epoch``,
+        ``candidates``)."""
+        response = self._client._call(lambda s: s.election.Leader,
+                                      api_pb2.LeaderRequest(name=self.name), timeout=timeout)
+        return response.election
+
+    def observe(self, after_epoch: int = 0, *, stream_timeout: float = 30.0) -> Observer:
+        """Every change after `after_epoch` (0: start with the current state),
+        as an iterator of :class:`ElectionEvent`."""
+        return Observer(self._client, self.name, after_epoch, stream_timeout=stream_timeout)
+
+    def close(self) -> None:
+        """Resigns if leading (best effort) and closes an election-owned session."""
+        try:
+            if self.token and self._session is not None and self._session.alive:
+                self.resign()
+        except errors.RaftlockError as error:
+            log.warning("raftlock: resign of %r failed: %s", self.name, error)
+        finally:
+            if self._owns_session and self._session is not None:
+                session, self._session = self._session, None
+                session.close()
+
+    def __enter__(self) -> "Election":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _require_leader(self) -> None:
+        if self._session is None or not self.token:
+            raise errors.NotHeld(f"this handle does not lead {self.name!r}", reason="NOT_HELD")
+        self._session.check()

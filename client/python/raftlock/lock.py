@@ -1,0 +1,171 @@
+"""Lock: a named lock held through a session, carrying its fencing token."""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+from . import errors
+from ._gen import api_pb2
+
+# A blocking acquire without a timeout waits in chunks of this many seconds
+# (each chunk one Acquire call with its own deadline).
+_WAIT_CHUNK = 30.0
+
+_WHY = {
+    api_pb2.NOT_ACQUIRED_REASON_BUSY: "busy",
+    api_pb2.NOT_ACQUIRED_REASON_TIMED_OUT: "timed_out",
+    api_pb2.NOT_ACQUIRED_REASON_CANCELLED: "cancelled",
+    api_pb2.NOT_ACQUIRED_REASON_LEASE_ENDED: "lease_ended",
+}
+
+
+class Lock:
+    """A named lock. Use :meth:`raftlock.Client.lock` or
+    :meth:`raftlock.Session.lock` to make one.
+
+    As a context manager it acquires on entry (raising
+    :class:`~raftlock.errors.LockBusy` / :class:`~raftlock.errors.LockTimeout`
+    when not granted) and releases on exit. If the session was lost while the
+    block ran, exit raises :class:`~raftlock.errors.SessionLost` (unless the
+    block already raised): the critical section may not have been exclusive.
+
+    ``fencing_token`` is the grant's token: pass it to the guarded resource,
+    which should reject any token smaller than the largest it has seen.
+    """
+
+    def __init__(self, client, name: str, *, ttl: float = 10.0, session=None, shared: bool = False,
+                 permits: int = 0, blocking: bool = True, timeout: Optional[float] = None):
+        if not name:
+            raise ValueError("a lock needs a name")
+        self._client = client
+        self.name = name
+        self.shared = shared
+        self.permits = permits
+        self.blocking = blocking
+        self.timeout = timeout
+        self._ttl = ttl
+        self._session = session
+        self._owns_session = session is None
+        self.fencing_token: int = 0
+        self.header: Optional[api_pb2.ResponseHeader] = None
+        self._held = False
+        self.why_not = ""
+
+    @property
+    def token(self) -> int:
+        return self.fencing_token
+
+    @property
+    def session(self):
+        return self._session
+
+    @property
+    def held(self) -> bool:
+        """True while acquired, not released, and the session certainly alive."""
+        return self._held and self._session is not None and self._session.alive
+
+    def acquire(self, blocking: Optional[bool] = None, timeout: Optional[float] = None) -> bool:
+        """Acquires the lock; returns False when busy (try-once) or when
+        `timeout` seconds passed without a grant. `timeout=None` with
+        blocking waits until granted (in chunks, each call with a deadline).
+        Raises :class:`~raftlock.errors.SessionLost` if the lease ends."""
+        if self._held:
+            raise RuntimeError(f"lock {self.name!r} is already held by this handle")
+        blocking = self.blocking if blocking is None else blocking
+        timeout = self.timeout if timeout is None else timeout
+        if self._session is None:
+            self._session = self._client.session(self._ttl)
+        self._session.check()
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        self.why_not = ""
+        try:
+            while True:
+                if not blocking:
+                    wait = 0.0
+                elif deadline is None:
+                    wait = _WAIT_CHUNK
+                else:
+                    wait = deadline - time.monotonic()
+                    if wait <= 0.001:
+                        wait = 0.0
+                self._session.check()
+                response = self._client.acquire(self.name, self._session.lease_id, shared=self.shared,
+                                                 permits=self.permits, wait=wait)
+                self.header = response.header
+                if response.acquired:
+                    self.fencing_token = response.token
+                    self._held = True
+                    return True
+                why = _WHY.get(response.reason, "unspecified")
+                self.why_not = why
+                if why == "lease_ended":
+                    raise errors.SessionLost(f"the lease ended while waiting for {self.name!r}")
+                if why == "timed_out" and blocking and deadline is None:
+                    continue  # the chunk ended: wait again
+                if why == "timed_out" and blocking and deadline - time.monotonic() > 0.05 and wait > 0:
+                    continue  # server and local clocks differ a little: use the rest
+                return False
+        except BaseException:
+            if not self._held:
+                self._close_owned_session()
+            raise
+        finally:
+            if not self._held and self._owns_session and self._session is not None and \
+                    not self._session.alive:
+                self._close_owned_session()
+
+    def release(self) -> None:
+        """Releases the hold (owner-checked by lease and token). A lock that
+        has its own session also revokes that session. Raises
+        :class:`~raftlock.errors.SessionLost` when the lease was lost while
+        held (the hold is gone either way)."""
+        if not self._held:
+            self._close_owned_session()
+            return
+        self._held = False
+        session = self._session
+        lost = session.lost
+        try:
+            if not lost:
+                try:
+                    self._client.release(self.name, session.lease_id, self.fencing_token)
+                except (errors.NotHeld, errors.LeaseNotFound, errors.WrongToken) as error:
+                    raise errors.SessionLost(
+                        f"lock {self.name!r} (token {self.fencing_token}) was no longer held: {error}",
+                        code=error.code, reason=error.reason) from None
+        finally:
+            self._close_owned_session()
+        if lost:
+            raise errors.SessionLost(f"the session of lock {self.name!r} was lost while it was held: "
+                                     f"{session.lost_reason}")
+
+    def valid(self, *, timeout: Optional[float] = None) -> bool:
+        """Asks the cluster whether this hold's token is still current."""
+        if not self._held:
+            return False
+        return self._client.validate_token(self.name, self.fencing_token, timeout=timeout).valid
+
+    def _close_owned_session(self) -> None:
+        if self._owns_session and self._session is not None:
+            session, self._session = self._session, None
+            session.close()
+
+    def __enter__(self) -> "Lock":
+        if not self.acquire():
+            self._close_owned_session()
+            why = self.why_not or "busy"
+            if why == "busy":
+                raise errors.LockBusy(f"lock {self.name!r} is held by someone else", why)
+            raise errors.LockTimeout(f"lock {self.name!r} was not granted within {self.timeout}s", why)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.release()
+        except errors.SessionLost:
+            if exc_type is None:
+                raise
+
+    def __repr__(self) -> str:
+        return f"Lock({self.name!r}, token={self.fencing_token}, held={self._held})"

@@ -1,0 +1,80 @@
+"""Elections: campaign, proclaim, resign, leader, and observe as an iterator."""
+
+import threading
+import time
+
+import pytest
+
+import raftlock
+
+
+def test_campaign_proclaim_resign(client):
+    with client.session(ttl=5.0) as a, client.session(ttl=5.0) as b:
+        ea, eb = a.election("svc/primary"), b.election("svc/primary")
+        assert ea.campaign("node-a")
+        assert ea.is_leader and ea.token > 0
+        info = ea.leader()
+        assert info.has_leader and info.value == b"node-a" and info.leader_lease_id == a.lease_id
+        assert eb.campaign("node-b", blocking=False) is False and eb.why_not == "busy"
+        epoch = ea.proclaim("node-a v2")
+        assert epoch > ea.leader().epoch - 1
+        assert ea.leader().value == b"node-a v2"
+        with pytest.raises(raftlock.NotHeld):
+            eb.proclaim("not me")
+        no_leader_epoch = ea.resign()
+        assert no_leader_epoch > epoch
+        assert not ea.is_leader
+        assert not ea.leader().has_leader
+        assert eb.campaign("node-b", blocking=False)
+        assert eb.token > ea.token or eb.token > 0
+
+
+def test_campaign_waits_and_times_out(client):
+    with client.session(ttl=5.0) as a, client.session(ttl=5.0) as b:
+        ea, eb = a.election("svc/wait"), b.election("svc/wait")
+        assert ea.campaign("a")
+        assert eb.campaign("b", timeout=0.5) is False
+        assert eb.why_not == "timed_out"
+
+
+def test_observe_iterates_epochs_including_no_leader(client):
+    with client.session(ttl=5.0) as a, client.session(ttl=5.0) as b:
+        ea, eb = a.election("svc/observed"), b.election("svc/observed")
+        with ea.observe() as observer:
+            first = observer.next(timeout=5.0)
+            assert first.kind == "current" and not first.has_leader
+            assert ea.campaign("a")
+            ev = observer.next(timeout=5.0)
+            assert (ev.kind, ev.value, ev.leader_lease_id) == ("elected", b"a", a.lease_id)
+            ea.proclaim("a2")
+            ev2 = observer.next(timeout=5.0)
+            assert (ev2.kind, ev2.value) == ("proclaimed", b"a2") and ev2.epoch > ev.epoch
+            # b queues behind a; a resigns: "no leader" then b elected, in one entry.
+
+
+            done = {}
+            waiter = threading.Thread(target=lambda: done.setdefault("ok", eb.campaign("b", timeout=10.0)))
+            waiter.start()
+            deadline = time.monotonic() + 5.0
+            while not list(ea.leader().candidates):
+                assert time.monotonic() < deadline, "b never queued"
+                time.sleep(0.02)
+            ea.resign()
+            gone = observer.next(timeout=5.0)
+            assert gone.kind == "no_leader" and not gone.has_leader and gone.reason == "released"
+            new = observer.next(timeout=5.0)
+            assert new.kind == "elected" and new.leader_lease_id == b.lease_id and new.value == b"b"
+            assert gone.epoch > ev2.epoch and new.epoch == gone.epoch + 1
+            waiter.join(timeout=10.0)
+            assert done["ok"] and eb.token == new.token
+            # Lease revoked: the leadership ends with a "no leader" event.
+            b.close()
+            ended = observer.next(timeout=5.0)
+            assert ended.kind == "no_leader" and ended.reason == "lease_revoked"
+            last = ended.epoch
+        # Resume after an epoch: only later events.
+        with ea.observe(after_epoch=ev.epoch) as resumed:
+            epochs = [resumed.next(timeout=5.0).epoch for _ in range(4)]
+            assert epochs == sorted(epochs) and epochs[0] > ev.epoch and epochs[-1] == last
+        with pytest.raises(StopIteration):
+            next(resumed)

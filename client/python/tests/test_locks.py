@@ -1,0 +1,149 @@
+"""Locks against a real 3-node cluster: fencing tokens, try-lock, waiting,
+shared locks, owner-checked release."""
+
+import threading
+import time
+
+import pytest
+
+import raftlock
+
+
+def test_lock_context_manager_carries_fencing_token(client):
+    with client.lock("jobs/nightly", ttl=5.0) as lock:
+        assert lock.fencing_token > 0
+        assert lock.held and lock.valid()
+        info = client.describe("jobs/nightly")
+        assert [h.token for h in info.holders] == [lock.fencing_token]
+        assert info.holders[0].lease_id == lock.session.lease_id
+        lease_id = lock.session.lease_id
+    # Released, and the lock's own session revoked.
+    assert client.describe("jobs/nightly") is None
+    assert client.time_to_live(lease_id) is None
+    assert not lock.held
+
+
+def test_tokens_strictly_increase_across_holders(client):
+    tokens = []
+    for _ in range(3):
+        with client.lock("jobs/tokens", ttl=2.0) as lock:
+            tokens.append(lock.fencing_token)
+    assert tokens == sorted(tokens) and len(set(tokens)) == 3
+    check = client.validate_token("jobs/tokens", tokens[0])
+    assert not check.valid and check.current_token == 0
+
+
+def test_try_lock_is_busy_while_held(client):
+    with client.session(ttl=5.0) as a, client.session(ttl=5.0) as b:
+        with a.lock("jobs/busy") as held:
+            other = b.lock("jobs/busy", blocking=False)
+            assert other.acquire() is False
+            assert other.why_not == "busy"
+            with pytest.raises(raftlock.LockBusy):
+                with b.lock("jobs/busy", blocking=False):
+                    pass
+            assert client.validate_token("jobs/busy", held.fencing_token).valid
+        # Free again: the try-lock now succeeds with a larger token.
+        with b.lock("jobs/busy", blocking=False) as mine:
+            assert mine.fencing_token > held.fencing_token
+
+
+def test_waiting_lock_times_out(client):
+    with client.session(ttl=5.0) as a, client.session(ttl=5.0) as b:
+        with a.lock("jobs/wait"):
+            start = time.monotonic()
+            with pytest.raises(raftlock.LockTimeout) as caught:
+                with b.lock("jobs/wait", timeout=0.6):
+                    pass
+            elapsed = time.monotonic() - start
+            assert caught.value.why == "timed_out"
+            assert 0.5 <= elapsed < 4.0, elapsed
+            # The wait is gone from the queue.
+            assert list(client.describe("jobs/wait").waiters) == []
+
+
+def test_waiter_is_granted_when_holder_releases(client):
+    with client.session(ttl=5.0) as a, client.session(ttl=5.0) as b:
+        first = a.lock("jobs/handoff")
+        assert first.acquire()
+        result = {}
+
+        def wait_for_it():
+            lock = b.lock("jobs/handoff", timeout=10.0)
+            result["ok"] = lock.acquire()
+            result["token"] = lock.fencing_token
+            result["at"] = time.monotonic()
+            lock.release()
+
+        waiter = threading.Thread(target=wait_for_it)
+        waiter.start()
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            info = client.describe("jobs/handoff")
+            if info is not None and len(info.waiters) == 1:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the waiter never queued")
+        released_at = time.monotonic()
+        first.release()
+        waiter.join(timeout=10.0)
+        assert not waiter.is_alive()
+        assert result["ok"] and result["token"] > first.fencing_token
+        assert result["at"] - released_at < 2.0
+
+
+def test_shared_locks_admit_many_holders_but_no_exclusive(client):
+    with client.session(ttl=5.0) as a, client.session(ttl=5.0) as b, client.session(ttl=5.0) as c:
+        with a.lock("db/schema", shared=True) as r1, b.lock("db/schema", shared=True) as r2:
+            info = client.describe("db/schema")
+            assert sorted(h.lease_id for h in info.holders) == sorted([a.lease_id, b.lease_id])
+            assert r1.fencing_token > 0 and r2.fencing_token > 0
+            with pytest.raises(raftlock.LockBusy):
+                with c.lock("db/schema", blocking=False):
+                    pass
+        with c.lock("db/schema", blocking=False) as writer:
+            assert writer.fencing_token > max(r1.fencing_token, r2.fencing_token)
+
+
+def test_semaphore_permits(client):
+    with client.session(ttl=5.0) as a, client.session(ttl=5.0) as b, client.session(ttl=5.0) as c:
+        with a.lock("pool", shared=True, permits=2), b.lock("pool", shared=True, permits=2):
+            assert c.lock("pool", shared=True, permits=2, blocking=False).acquire() is False
+            with pytest.raises(raftlock.FailedPrecondition) as caught:
+                c.lock("pool", shared=True, permits=3, blocking=False).acquire()
+            assert caught.value.reason == "PERMITS_CONFLICT"
+
+
+def test_release_is_owner_checked_and_errors_carry_reasons(client):
+    with client.session(ttl=5.0) as a, client.session(ttl=5.0) as b:
+        lock = a.lock("jobs/owner")
+        assert lock.acquire()
+        with pytest.raises(raftlock.WrongToken) as caught:
+            client.release("jobs/owner", a.lease_id, lock.fencing_token + 1000)
+        assert caught.value.reason == "WRONG_TOKEN"
+        with pytest.raises(raftlock.NotHeld):  # another lease
+            client.release("jobs/owner", b.lease_id, lock.fencing_token)
+        with pytest.raises(raftlock.LeaseNotFound):  # an unknown lease
+            client.release("jobs/owner", a.lease_id + 100000, lock.fencing_token)
+        assert client.validate_token("jobs/owner", lock.fencing_token).valid
+        lock.release()
+        # A second release of a hold that is gone frees nothing.
+        with pytest.raises(raftlock.NotHeld):
+            client.release("jobs/owner", a.lease_id, lock.fencing_token)
+    with pytest.raises(raftlock.InvalidArgument) as caught:
+        client.session(ttl=0.2)
+    assert caught.value.reason == "TTL_OUT_OF_RANGE"
+    with pytest.raises(raftlock.InvalidArgument):
+        client.acquire("", 1)
+
+
+def test_list_and_lease_views(client):
+    with client.session(ttl=5.0) as s:
+        with s.lock("list/a"), s.lock("list/b"):
+            names = [info.name for info in client.locks("list/")]
+            assert names == ["list/a", "list/b"]
+            info = s.time_to_live()
+            assert info is not None and sorted(info.locks) == ["list/a", "list/b"]
+            assert info.ttl_ms == 5000 and 0 < info.ttl_remaining_ms <= 5000
+            assert s.lease_id in [lease.lease_id for lease in client.leases()]

@@ -1,0 +1,84 @@
+"""Sessions: background keepalive, and jeopardy then lost reported from the
+client's own clock before the server could expire the lease."""
+
+import threading
+import time
+
+import pytest
+
+import raftlock
+from raftlock import SessionState
+
+
+def test_session_keeps_its_lease_alive(client):
+    with client.session(ttl=1.5) as session:
+        time.sleep(3.5)  # more than twice the TTL
+        assert session.state == SessionState.ALIVE
+        info = session.time_to_live()
+        assert info is not None and info.ttl_remaining_ms > 0
+        assert session.remaining() > 0
+    assert session.state == SessionState.CLOSED
+    assert client.time_to_live(session.lease_id) is None  # revoked on close
+
+
+def test_lock_outlives_ttl_while_session_lives(client):
+    with client.lock("jobs/long", ttl=1.0) as lock:
+        time.sleep(2.5)
+        assert lock.held and lock.valid()
+
+
+def test_jeopardy_then_lost_when_the_cluster_is_paused(cluster):
+    c = raftlock.Client(cluster.endpoints, timeout=5.0, attempt_timeout=1.0)
+    transitions = []
+    mu = threading.Lock()
+
+    def record(session, old, new):
+        with mu:
+            transitions.append((new, time.monotonic()))
+
+    try:
+        session = c.session(ttl=2.0, on_state_change=record)
+        lock = session.lock("jobs/paused")
+        assert lock.acquire()
+        time.sleep(0.8)  # a few keepalives are acknowledged
+        assert session.state == SessionState.ALIVE
+        paused_at = time.monotonic()
+        # The last acknowledged keepalive was sent before the pause: the server
+        # cannot expire the lease before that send time plus the TTL.
+        ack_bound = session._acked_sent + session.ttl
+        cluster.pause_all()
+        try:
+            assert session.wait_for(SessionState.JEOPARDY, timeout=3.0)
+            assert session.wait_lost(timeout=3.0)
+            lost_at = time.monotonic()
+        finally:
+            cluster.resume_all()
+        states = [state for state, _ in transitions]
+        assert states[:2] == [SessionState.JEOPARDY, SessionState.LOST], states
+        jeopardy_at = transitions[0][1]
+        assert jeopardy_at < lost_at
+        # Lost is reported before the earliest possible server-side expiry.
+        assert lost_at < ack_bound, (lost_at, ack_bound)
+        assert lost_at - paused_at < 2.0
+        assert not lock.held
+        with pytest.raises(raftlock.SessionLost):
+            session.check()
+        with pytest.raises(raftlock.SessionLost):
+            lock.release()
+        # Lost is final even though the cluster is back.
+        cluster.leader(timeout=10.0)
+        time.sleep(0.5)
+        assert session.state == SessionState.LOST
+        session.close()
+    finally:
+        c.close()
+
+
+def test_session_reports_lost_when_the_server_revokes_it(client):
+    session = client.session(ttl=5.0)
+    try:
+        client.revoke(session.lease_id)
+        assert session.wait_lost(timeout=5.0)
+        assert "server" in session.lost_reason
+    finally:
+        session.close()

@@ -1,0 +1,275 @@
+#include "raftlock/election.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+#include "client/src/internal.h"
+
+namespace raftlock {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+// Observe streams are reopened this often (resuming after the last epoch), so
+// a stream stuck on a paused or deposed replica is replaced in bounded time.
+constexpr milliseconds kStreamLifetime{5000};
+
+ElectionUpdate FromInfo(const v1::ElectionInfo& info, bool skipped) {
+  ElectionUpdate update;
+  update.kind = ElectionUpdate::Kind::kCurrent;
+  update.skipped = skipped;
+  update.epoch = info.epoch();
+  update.has_leader = info.has_leader();
+  update.leader_lease_id = info.leader_lease_id();
+  update.value = info.value();
+  update.token = info.token();
+  return update;
+}
+
+ElectionUpdate FromEvent(const v1::ElectionEvent& event) {
+  ElectionUpdate update;
+  switch (event.type()) {
+    case v1::ELECTION_EVENT_ELECTED:
+      update.kind = ElectionUpdate::Kind::kElected;
+      break;
+    case v1::ELECTION_EVENT_PROCLAIMED:
+      update.kind = ElectionUpdate::Kind::kProclaimed;
+      break;
+    default:
+      update.kind = ElectionUpdate::Kind::kNoLeader;
+  }
+  update.epoch = event.epoch();
+  update.has_leader = update.kind != ElectionUpdate::Kind::kNoLeader;
+  update.leader_lease_id = event.leader_lease_id();
+  update.value = event.value();
+  update.token = event.token();
+  update.reason = event.reason();
+  return update;
+}
+
+}  // namespace
+
+const char* ElectionUpdateKindName(ElectionUpdate::Kind kind) {
+  switch (kind) {
+    case ElectionUpdate::Kind::kCurrent:
+      return "CURRENT";
+    case ElectionUpdate::Kind::kElected:
+      return "ELECTED";
+    case ElectionUpdate::Kind::kProclaimed:
+      return "PROCLAIMED";
+    case ElectionUpdate::Kind::kNoLeader:
+      return "NO_LEADER";
+  }
+  return "UNKNOWN";
+}
+
+// ---------------------------------------------------------------- ElectionObserver
+
+std::unique_ptr<ElectionObserver> ElectionObserver::Start(
+    std::shared_ptr<Client> client, std::string name,
+    std::function<void(const ElectionUpdate&)> callback, uint64_t after_epoch) {
+  std::unique_ptr<ElectionObserver> observer(
+      new ElectionObserver(std::move(client), std::move(name), std::move(callback), after_epoch));
+  observer->thread_ = std::thread([o = observer.get()] { o->Run(); });
+  return observer;
+}
+
+ElectionObserver::ElectionObserver(std::shared_ptr<Client> client, std::string name,
+                                   std::function<void(const ElectionUpdate&)> callback,
+                                   uint64_t after_epoch)
+    : client_(std::move(client)),
+      name_(std::move(name)),
+      callback_(std::move(callback)),
+      last_epoch_(after_epoch) {}
+
+ElectionObserver::~ElectionObserver() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    if (context_) context_->TryCancel();
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ElectionObserver::Run() {
+  std::mt19937 rng(std::random_device{}());
+  int failures = 0;
+  while (true) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + kStreamLifetime);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return;
+      context_ = &context;
+    }
+    v1::ObserveRequest request;
+    request.set_name(name_);
+    request.set_after_epoch(last_epoch_.load());
+    bool progressed = false;
+    absl::Status status =
+        client_->ObserveOnce(&context, request, [&](const v1::ObserveResponse& message) {
+          progressed = true;
+          ElectionUpdate update;
+          if (message.has_event()) {
+            if (message.event().epoch() <= last_epoch_.load()) return true;  // already delivered
+            update = FromEvent(message.event());
+          } else {
+            update = FromInfo(message.current(), message.skipped());
+          }
+          last_epoch_.store(std::max(last_epoch_.load(), update.epoch));
+          callback_(update);
+          return true;
+        });
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      context_ = nullptr;
+      if (stop_) return;
+    }
+    const bool expected_end = status.code() == absl::StatusCode::kDeadlineExceeded && progressed;
+    failures = (progressed || expected_end) ? 0 : failures + 1;
+    if (status.code() == absl::StatusCode::kInvalidArgument) {
+      spdlog::error("raftlock: observing {}: {}", name_, status.ToString());
+    }
+    if (failures == 0 && status.code() == absl::StatusCode::kDeadlineExceeded) continue;
+    const int64_t cap = std::min<int64_t>(1000, 20LL << std::min(failures, 10));
+    const milliseconds pause(std::uniform_int_distribution<int64_t>(0, cap)(rng));
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, pause, [this] { return stop_; });
+  }
+}
+
+// ---------------------------------------------------------------- Election
+
+Election::Election(Session& session, std::string name)
+    : session_(&session), name_(std::move(name)) {}
+
+Election::~Election() {
+  if (leading_ && !session_->token().cancelled()) {
+    absl::Status status = Resign(After(milliseconds(2000)));
+    if (!status.ok()) spdlog::warn("raftlock: resigning {}: {}", name_, status.ToString());
+  }
+}
+
+bool Election::leading() const { return leading_ && !session_->token().cancelled(); }
+
+absl::Status Election::Campaign(const std::string& value, Deadline deadline) {
+  if (session_->token().cancelled()) {
+    return absl::FailedPreconditionError("campaign " + name_ + ": the session is " +
+                                         SessionStateName(session_->state()));
+  }
+  Client& client = *session_->client();
+  while (true) {
+    if (Clock::now() >= deadline) {
+      return absl::DeadlineExceededError("campaign " + name_ + ": not elected before the deadline");
+    }
+    const int64_t wait_ms = internal::WaitBudgetMs(deadline);
+    v1::CampaignRequest request;
+    *request.mutable_write() = client.NextWrite();
+    request.set_name(name_);
+    request.set_lease_id(session_->lease_id());
+    request.set_value(value);
+    request.set_wait_timeout_ms(wait_ms);
+    auto answer = client.Campaign(request, deadline);
+    if (!answer.ok()) {
+      if (internal::OutcomeUnknown(answer.status())) Abandon(request);
+      if (answer.status().code() == absl::StatusCode::kDeadlineExceeded) {
+        return absl::DeadlineExceededError("campaign " + name_ +
+                                           ": not elected before the deadline");
+      }
+      return answer.status();
+    }
+    if (answer->elected()) {
+      leading_ = true;
+      token_ = answer->token();
+      epoch_ = answer->epoch();
+      return absl::OkStatus();
+    }
+    switch (answer->reason()) {
+      case v1::NOT_ACQUIRED_REASON_TIMED_OUT:
+        continue;
+      case v1::NOT_ACQUIRED_REASON_BUSY:
+        return WithReason(
+            absl::DeadlineExceededError("campaign " + name_ + ": another session leads"),
+            "NOT_ACQUIRED_REASON_BUSY");
+      case v1::NOT_ACQUIRED_REASON_LEASE_ENDED:
+        return WithReason(
+            absl::FailedPreconditionError("campaign " + name_ + ": the session's lease ended"),
+            "NOT_ACQUIRED_REASON_LEASE_ENDED");
+      default:
+        Abandon(request);
+        return absl::DeadlineExceededError("campaign " + name_ + ": the wait was cancelled");
+    }
+  }
+}
+
+void Election::Abandon(const v1::CampaignRequest& request) {
+  if (session_->token().cancelled()) return;
+  v1::CampaignRequest probe = request;
+  probe.set_wait_timeout_ms(0);
+  Client& client = *session_->client();
+  auto answer = client.Campaign(probe, After(milliseconds(500)));
+  if (answer.ok() && answer->elected()) {
+    v1::ResignRequest resign;
+    resign.set_name(name_);
+    resign.set_lease_id(session_->lease_id());
+    resign.set_token(answer->token());
+    auto resigned = client.Resign(std::move(resign), After(milliseconds(1000)));
+    if (!resigned.ok()) {
+      spdlog::warn("raftlock: could not resign abandoned leadership of {}: {}", name_,
+                   resigned.status().ToString());
+    }
+  }
+}
+
+absl::Status Election::Proclaim(const std::string& value, Deadline deadline) {
+  if (!leading()) {
+    return WithReason(absl::FailedPreconditionError("proclaim " + name_ + ": not leading"),
+                      "ERROR_REASON_NOT_HELD");
+  }
+  v1::ProclaimRequest request;
+  request.set_name(name_);
+  request.set_lease_id(session_->lease_id());
+  request.set_token(token_);
+  request.set_value(value);
+  auto answer = session_->client()->Proclaim(std::move(request), deadline);
+  if (!answer.ok()) {
+    const std::string reason = ErrorReason(answer.status());
+    if (reason == "ERROR_REASON_NOT_HELD" || reason == "ERROR_REASON_WRONG_TOKEN" ||
+        reason == "ERROR_REASON_LEASE_NOT_FOUND") {
+      leading_ = false;
+    }
+    return answer.status();
+  }
+  epoch_ = answer->epoch();
+  return absl::OkStatus();
+}
+
+absl::Status Election::Resign(Deadline deadline) {
+  if (!leading_) return absl::OkStatus();
+  v1::ResignRequest request;
+  request.set_name(name_);
+  request.set_lease_id(session_->lease_id());
+  request.set_token(token_);
+  auto answer = session_->client()->Resign(std::move(request), deadline);
+  if (!answer.ok() && internal::OutcomeUnknown(answer.status())) return answer.status();
+  leading_ = false;
+  if (answer.ok()) epoch_ = answer->epoch();
+  return answer.status();
+}
+
+absl::StatusOr<v1::ElectionInfo> Election::Leader(Deadline deadline) const {
+  auto answer = session_->client()->Leader(name_, deadline);
+  if (!answer.ok()) return answer.status();
+  return answer->election();
+}
+
+std::unique_ptr<ElectionObserver> Election::Observe(
+    std::function<void(const ElectionUpdate&)> callback, uint64_t after_epoch) const {
+  return ElectionObserver::Start(session_->client(), name_, std::move(callback), after_epoch);
+}
+
+}  // namespace raftlock
