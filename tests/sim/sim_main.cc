@@ -4,6 +4,7 @@
 //   raft_sim --seed 1 --seeds 500 --nodes 3 --faults all
 //   raft_sim --soak [--soak-seconds 3600] [--steps 20000]
 //   raft_sim --scenario figure8 [--unsafe-commit-prior-term]
+//   raft_sim --seed 1 --seeds 20 --storage rocksdb   (a RocksDbLogStore per node)
 //
 // Exit status 0 when every seed passed, 1 on a violation, 2 on bad flags.
 #include <chrono>
@@ -13,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/sim/rocksdb_storage_factory.h"
 #include "tests/sim/scenarios.h"
 #include "tests/sim/simulator.h"
 
@@ -36,6 +38,7 @@ struct Flags {
   bool unsafe = false;
   int liveness_ticks = 0;
   std::string scenario;
+  std::string storage = "memory";  // or "rocksdb": a RocksDbLogStore per node
 };
 
 void Usage() {
@@ -43,7 +46,8 @@ void Usage() {
                "usage: raft_sim [--seed S] [--seeds N] [--nodes 3|5|7|all] "
                "[--faults none|light|medium|heavy|hunt|all] [--steps K] [--verbose]\n"
                "                [--soak [--soak-seconds T]] [--unsafe-commit-prior-term]\n"
-               "                [--liveness-ticks T] [--scenario figure8]\n");
+               "                [--liveness-ticks T] [--scenario figure8] "
+               "[--storage memory|rocksdb]\n");
 }
 
 bool Parse(int argc, char** argv, Flags* f) {
@@ -95,6 +99,10 @@ bool Parse(int argc, char** argv, Flags* f) {
       const char* v = value();
       if (!v) return false;
       f->liveness_ticks = std::atoi(v);
+    } else if (arg == "--storage") {
+      const char* v = value();
+      if (!v || (std::string(v) != "memory" && std::string(v) != "rocksdb")) return false;
+      f->storage = v;
     } else if (arg == "--scenario") {
       const char* v = value();
       if (!v) return false;
@@ -161,6 +169,10 @@ int main(int argc, char** argv) {
         options.unsafe_commit_prior_term = flags.unsafe;
         options.liveness_ticks = flags.liveness_ticks;
         options.replay_program = argv[0];
+        if (flags.storage == "rocksdb") {
+          options.storage = std::make_shared<raftlock::sim::RocksDbStorageFactory>();
+          options.replay_extra_args = "--storage rocksdb";
+        }
         Simulation sim(options);
         SimResult r = sim.Run();
         ++runs;
