@@ -135,6 +135,11 @@ int main(int argc, char** argv) {
   peer_builder.SetMaxReceiveMessageSize(64 << 20);
   // A second process on the same port must fail to start, not share it.
   peer_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Peers ping every 2 s (server/transport) to notice a dead link; accept that
+  // rate even without calls, or gRPC's default (one ping per 5 min without
+  // data) answers GOAWAY "too_many_pings" and drops the Raft stream.
+  peer_builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+  peer_builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   peer_builder.RegisterService(replica->transport().service());
   std::unique_ptr<grpc::Server> peer_server = peer_builder.BuildAndStart();
   if (!peer_server || peer_port == 0) {

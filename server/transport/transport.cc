@@ -35,7 +35,7 @@ std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address) {
   grpc::ChannelArguments args;
   // Detect a dead or paused peer within a few seconds even on an idle stream,
   // and retry connecting quickly: Raft wants messages to flow soon after a
-  // peer returns.
+  // peer returns. (raftlockd_main.cc lets the peer server accept this ping rate.)
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 2000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);

@@ -152,3 +152,22 @@ TEST_CASE("raftlockd: SIGTERM on the leader hands leadership over and exits 0",
   uint64_t lease = 0;
   CHECK(client.GrantLease(5000, &lease, 5s).ok());
 }
+
+TEST_CASE("raftlockd: idle peer connections are not closed for pinging too often",
+          "[daemon][transport]") {
+  // Peers send HTTP/2 keepalive pings every 2 s to notice a dead link; a peer
+  // server left at gRPC's default (one ping per 5 minutes without data) answers
+  // the third with GOAWAY "too_many_pings" and drops the connection and its
+  // stream of Raft messages, seen about 10 s into an idle cluster.
+  ProcessCluster cluster(3);
+  cluster.StartAll();
+  REQUIRE(cluster.WaitForLeader(std::chrono::seconds(10)) != 0);
+  std::this_thread::sleep_for(std::chrono::seconds(14));
+  for (int id = 1; id <= 3; ++id) {
+    std::ifstream log(cluster.LogPath(id));
+    std::stringstream text;
+    text << log.rdbuf();
+    INFO("node " << id << " log:\n" << cluster.LogTail(id, 10));
+    CHECK_THAT(text.str(), !Catch::Contains("too_many_pings"));
+  }
+}
