@@ -14,7 +14,7 @@ PACKAGES=(
   libyaml-cpp-dev zlib1g-dev
   libcli11-dev
   libcpp-httplib-dev
-  python3-grpcio python3-protobuf python3-pytest
+  python3-grpcio python3-protobuf python3-pytest python3-venv python3-pip python3-setuptools
 )
 
 missing=()

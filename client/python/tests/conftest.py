@@ -8,7 +8,6 @@ fails; paused nodes are resumed first.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import signal
@@ -56,12 +55,11 @@ def _free_ports(n: int) -> List[int]:
             s.close()
 
 
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+# Each node dies with the test process (PR_SET_PDEATHSIG) through util-linux's
+# setpriv, never through a preexec_fn: running Python (ctypes, dlopen) between
+# fork and exec in a process that has gRPC threads can deadlock the child, and
+# Popen then waits for it forever (seen: a 600 s hang starting a cluster).
+_SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 
 
 class LocalCluster:
@@ -101,10 +99,11 @@ class LocalCluster:
         assert node not in self.procs, f"node {node} already running"
         data = self.root / f"n{node}"
         log = open(self.root / f"n{node}.log", "ab")
-        args = [self.binary, "--cluster-id", "pytest", "--node-id", str(node), "--data-dir", str(data),
+        args = [_SETPRIV, "--pdeathsig", "KILL", "--",
+                self.binary, "--cluster-id", "pytest", "--node-id", str(node), "--data-dir", str(data),
                 "--members", self.members_flag()] + self.extra_flags
         self.procs[node] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                            stdin=subprocess.DEVNULL)
         log.close()
 
     def start_all(self) -> None:
