@@ -33,6 +33,8 @@ std::string ParentDir(const std::string& path) {
   return parent.empty() ? "." : parent;
 }
 
+}  // namespace
+
 absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
@@ -44,8 +46,6 @@ absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 uint32_t Crc32c(absl::string_view data, uint32_t crc) {
   crc = ~crc;

@@ -45,4 +45,8 @@ absl::Status RemovePath(const std::string& path);
 // A status naming the failed call, the path and errno's text.
 absl::Status ErrnoStatus(absl::string_view call, const std::string& path, int err);
 
+// Writes all of `data` to `fd`, retrying short writes and EINTR. An error
+// names `path` (ErrnoStatus). No fsync: the caller decides durability.
+absl::Status WriteAll(int fd, absl::string_view data, const std::string& path);
+
 }  // namespace raftlock::storage

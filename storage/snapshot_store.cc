@@ -56,18 +56,6 @@ uint64_t GetFixed(const char* p, int bytes) {
   return v;
 }
 
-absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus("write", path, errno);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status PreadAll(int fd, char* buf, size_t n, uint64_t offset, const std::string& path) {
   size_t done = 0;
   while (done < n) {
