@@ -100,7 +100,17 @@ int CmdLeader(const Globals& g, const std::string& name) {
   if (!leader.ok()) return Fail("leader " + name, leader.status());
   const auto& info = leader->election();
   if (g.json()) {
-    std::cout << ToJson(info) << "\n";
+    // By hand, not ToJson: proto3 JSON would print the bytes value as base64,
+    // unlike elect and observe, which print the value as given.
+    std::string candidates;
+    for (uint64_t lease : info.candidates()) {
+      candidates += (candidates.empty() ? "" : ", ") + std::to_string(lease);
+    }
+    std::cout << "{\"name\": " << JsonString(name)
+              << ", \"has_leader\": " << (info.has_leader() ? "true" : "false")
+              << ", \"leader_lease_id\": " << info.leader_lease_id()
+              << ", \"value\": " << JsonString(info.value()) << ", \"token\": " << info.token()
+              << ", \"epoch\": " << info.epoch() << ", \"candidates\": [" << candidates << "]}\n";
     return kExitOk;
   }
   if (!info.has_leader()) {

@@ -162,26 +162,30 @@ absl::Status Election::Campaign(const std::string& value, Deadline deadline) {
                                          SessionStateName(session_->state()));
   }
   Client& client = *session_->client();
+  const Deadline attempts_end = internal::AttemptsEnd(deadline);
+  bool waited = false;  // an earlier attempt of this call waited on the server
   while (true) {
-    if (Clock::now() >= deadline) {
+    if (Clock::now() >= attempts_end) {
       return absl::DeadlineExceededError("campaign " + name_ + ": not elected before the deadline");
     }
-    const int64_t wait_ms = internal::WaitBudgetMs(deadline);
+    const int64_t wait_ms = internal::WaitBudgetMs(attempts_end);
+    const bool waiting = wait_ms > 0;
     v1::CampaignRequest request;
     *request.mutable_write() = client.NextWrite();
     request.set_name(name_);
     request.set_lease_id(session_->lease_id());
     request.set_value(value);
     request.set_wait_timeout_ms(wait_ms);
-    auto answer = client.Campaign(request, deadline);
+    auto answer = client.Campaign(request, attempts_end);
     if (!answer.ok()) {
-      if (internal::OutcomeUnknown(answer.status())) Abandon(request);
+      if (internal::OutcomeUnknown(answer.status())) Abandon(request, deadline);
       if (answer.status().code() == absl::StatusCode::kDeadlineExceeded) {
         return absl::DeadlineExceededError("campaign " + name_ +
                                            ": not elected before the deadline");
       }
       return answer.status();
     }
+    waited = waited || waiting;
     if (answer->elected()) {
       leading_ = true;
       token_ = answer->token();
@@ -192,6 +196,11 @@ absl::Status Election::Campaign(const std::string& value, Deadline deadline) {
       case v1::NOT_ACQUIRED_REASON_TIMED_OUT:
         continue;
       case v1::NOT_ACQUIRED_REASON_BUSY:
+        if (waited) {
+          if (internal::PollAgain(attempts_end)) continue;
+          return absl::DeadlineExceededError("campaign " + name_ +
+                                             ": not elected before the deadline");
+        }
         return WithReason(
             absl::DeadlineExceededError("campaign " + name_ + ": another session leads"),
             "NOT_ACQUIRED_REASON_BUSY");
@@ -200,24 +209,29 @@ absl::Status Election::Campaign(const std::string& value, Deadline deadline) {
             absl::FailedPreconditionError("campaign " + name_ + ": the session's lease ended"),
             "NOT_ACQUIRED_REASON_LEASE_ENDED");
       default:
-        Abandon(request);
+        Abandon(request, deadline);
         return absl::DeadlineExceededError("campaign " + name_ + ": the wait was cancelled");
     }
   }
 }
 
-void Election::Abandon(const v1::CampaignRequest& request) {
+void Election::Abandon(const v1::CampaignRequest& request, Deadline deadline) {
   if (session_->token().cancelled()) return;
+  if (Clock::now() >= deadline) {
+    spdlog::warn("raftlock: no time left to withdraw the unanswered campaign for {}", name_);
+    return;
+  }
   v1::CampaignRequest probe = request;
   probe.set_wait_timeout_ms(0);
   Client& client = *session_->client();
-  auto answer = client.Campaign(probe, After(milliseconds(500)));
+  // Half the time left asks, the rest resigns what the ask may return.
+  auto answer = client.Campaign(probe, Clock::now() + (deadline - Clock::now()) / 2);
   if (answer.ok() && answer->elected()) {
     v1::ResignRequest resign;
     resign.set_name(name_);
     resign.set_lease_id(session_->lease_id());
     resign.set_token(answer->token());
-    auto resigned = client.Resign(std::move(resign), After(milliseconds(1000)));
+    auto resigned = client.Resign(std::move(resign), deadline);
     if (!resigned.ok()) {
       spdlog::warn("raftlock: could not resign abandoned leadership of {}: {}", name_,
                    resigned.status().ToString());

@@ -14,6 +14,19 @@ namespace raftlock::internal {
 // TimeAdvance period). 0 (try once) when too little time is left.
 int64_t WaitBudgetMs(Deadline deadline);
 
+// A waiting call (Lock, Campaign) that has already waited on the server and
+// is then answered BUSY by a try-once attempt, because too little time was
+// left for another server-side wait: pauses briefly and returns true while
+// time remains to try again, false when the call should report
+// DEADLINE_EXCEEDED (a timeout: the caller asked to wait, so not "busy").
+bool PollAgain(Deadline deadline);
+
+// When the attempts of a waiting call (Lock, Campaign) must end: the call's
+// deadline less a reserve (a tenth of the time left, 20..500 ms) in which an
+// attempt whose outcome is unknown is cleaned up (withdrawn, released or
+// resigned), so the whole call still returns by `deadline`.
+Deadline AttemptsEnd(Deadline deadline);
+
 // True when a failed call may or may not have been applied by the server.
 bool OutcomeUnknown(const absl::Status& status);
 

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "client/src/internal.h"
 
@@ -21,6 +22,19 @@ int64_t WaitBudgetMs(Deadline deadline) {
   const milliseconds margin = std::clamp(remaining / 10, milliseconds(300), milliseconds(1000));
   const milliseconds wait = std::min<milliseconds>(remaining - margin, std::chrono::hours(1));
   return wait < milliseconds(50) ? 0 : wait.count();
+}
+
+bool PollAgain(Deadline deadline) {
+  const auto left = deadline - Clock::now();
+  if (left <= milliseconds(100)) return false;
+  std::this_thread::sleep_for(
+      std::min<Clock::duration>(milliseconds(50), left - milliseconds(100)));
+  return true;
+}
+
+Deadline AttemptsEnd(Deadline deadline) {
+  const auto remaining = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+  return deadline - std::clamp(remaining / 10, milliseconds(20), milliseconds(500));
 }
 
 bool OutcomeUnknown(const absl::Status& status) {
@@ -55,11 +69,14 @@ absl::Status LockHandle::AcquireImpl(v1::LockMode mode, uint32_t permits, Deadli
                                          SessionStateName(session_->state()));
   }
   Client& client = *session_->client();
+  const Deadline attempts_end = internal::AttemptsEnd(deadline);
+  bool waited = false;  // an earlier attempt of this call waited on the server
   while (true) {
-    if (Clock::now() >= deadline) {
+    if (Clock::now() >= attempts_end) {
       return absl::DeadlineExceededError("lock " + name_ + ": not acquired before the deadline");
     }
-    const int64_t wait_ms = try_once ? 0 : WaitBudgetMs(deadline);
+    const int64_t wait_ms = try_once ? 0 : WaitBudgetMs(attempts_end);
+    const bool waiting = wait_ms > 0;
     v1::LockAcquireRequest request;
     *request.mutable_write() = client.NextWrite();
     request.set_name(name_);
@@ -67,14 +84,15 @@ absl::Status LockHandle::AcquireImpl(v1::LockMode mode, uint32_t permits, Deadli
     request.set_mode(mode);
     request.set_permits(permits);
     request.set_wait_timeout_ms(wait_ms);
-    auto answer = client.LockAcquire(request, deadline);
+    auto answer = client.LockAcquire(request, attempts_end);
     if (!answer.ok()) {
-      if (OutcomeUnknown(answer.status())) Abandon(request);
+      if (OutcomeUnknown(answer.status())) Abandon(request, deadline);
       if (answer.status().code() == absl::StatusCode::kDeadlineExceeded) {
         return absl::DeadlineExceededError("lock " + name_ + ": not acquired before the deadline");
       }
       return answer.status();
     }
+    waited = waited || waiting;
     if (answer->acquired()) {
       held_ = true;
       token_ = answer->token();
@@ -87,6 +105,11 @@ absl::Status LockHandle::AcquireImpl(v1::LockMode mode, uint32_t permits, Deadli
           if (busy) *busy = true;
           return absl::OkStatus();
         }
+        if (waited) {
+          if (internal::PollAgain(attempts_end)) continue;
+          return absl::DeadlineExceededError("lock " + name_ +
+                                             ": not acquired before the deadline");
+        }
         return WithReason(
             absl::DeadlineExceededError("lock " + name_ + ": held by another session"),
             "NOT_ACQUIRED_REASON_BUSY");
@@ -97,27 +120,32 @@ absl::Status LockHandle::AcquireImpl(v1::LockMode mode, uint32_t permits, Deadli
             absl::FailedPreconditionError("lock " + name_ + ": the session's lease ended"),
             "NOT_ACQUIRED_REASON_LEASE_ENDED");
       default:
-        Abandon(request);
+        Abandon(request, deadline);
         return absl::DeadlineExceededError("lock " + name_ + ": the wait was cancelled");
     }
   }
 }
 
-void LockHandle::Abandon(const v1::LockAcquireRequest& request) {
+void LockHandle::Abandon(const v1::LockAcquireRequest& request, Deadline deadline) {
   if (session_->token().cancelled()) return;
+  if (Clock::now() >= deadline) {
+    spdlog::warn("raftlock: no time left to withdraw the unanswered acquire of {}", name_);
+    return;
+  }
   // The same WriteId answers the first outcome: a grant we never heard of is
   // returned (and released below); a wait still queued is parked again and
   // withdrawn when this short call's deadline cancels it.
   v1::LockAcquireRequest probe = request;
   probe.set_wait_timeout_ms(0);
   Client& client = *session_->client();
-  auto answer = client.LockAcquire(probe, After(milliseconds(500)));
+  // Half the time left asks, the rest releases what the ask may return.
+  auto answer = client.LockAcquire(probe, Clock::now() + (deadline - Clock::now()) / 2);
   if (answer.ok() && answer->acquired()) {
     v1::LockReleaseRequest release;
     release.set_name(name_);
     release.set_lease_id(session_->lease_id());
     release.set_token(answer->token());
-    auto released = client.LockRelease(std::move(release), After(milliseconds(1000)));
+    auto released = client.LockRelease(std::move(release), deadline);
     if (!released.ok()) {
       spdlog::warn("raftlock: could not release abandoned hold of {} (token {}): {}", name_,
                    answer->token(), released.status().ToString());

@@ -88,7 +88,9 @@ class Election {
 
   const std::string& name() const { return name_; }
   // Waits in FIFO order until elected with `value`. OK: elected (token(),
-  // epoch()). DEADLINE_EXCEEDED: not elected before `deadline`.
+  // epoch()). DEADLINE_EXCEEDED: not elected before `deadline`. Returns by
+  // `deadline` (like Mutex::Lock, it keeps a tenth back to withdraw a
+  // candidacy whose answer was lost).
   absl::Status Campaign(const std::string& value, Deadline deadline);
   // Publishes a new value while leading. FAILED_PRECONDITION (NOT_HELD) when
   // no longer leading.
@@ -108,7 +110,9 @@ class Election {
                                             uint64_t after_epoch = 0) const;
 
  private:
-  void Abandon(const v1::CampaignRequest& request);
+  // Called when a campaign's outcome is unknown: withdraws the candidacy or
+  // resigns a leadership it may have won, giving up at `deadline`.
+  void Abandon(const v1::CampaignRequest& request, Deadline deadline);
 
   Session* const session_;
   const std::string name_;

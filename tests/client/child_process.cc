@@ -1,0 +1,140 @@
+#include "tests/client/child_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace raftlock::testing {
+
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+int CodeOf(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+}  // namespace
+
+ChildProcess::ChildProcess(std::vector<std::string> argv,
+                           std::vector<std::pair<std::string, std::string>> env,
+                           std::vector<std::string> unset) {
+  char tmpl[] = "/tmp/raftlock-child-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+  dir_ = tmpl;
+  std::vector<std::string> environment;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    bool drop = false;
+    for (const auto& [key, value] : env) drop = drop || entry.rfind(key + "=", 0) == 0;
+    for (const auto& key : unset) drop = drop || entry.rfind(key + "=", 0) == 0;
+    if (!drop) environment.push_back(entry);
+  }
+  for (const auto& [key, value] : env) environment.push_back(key + "=" + value);
+  std::vector<char*> envp;
+  for (auto& e : environment) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  const std::string out = dir_ + "/stdout";
+  const std::string err = dir_ + "/stderr";
+
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) signal(s, SIG_DFL);
+    int in = open("/dev/null", O_RDONLY);
+    int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || o < 0 || e < 0) _exit(126);
+    dup2(in, 0);
+    dup2(o, 1);
+    dup2(e, 2);
+    execve(args[0], args.data(), envp.data());
+    _exit(127);
+  }
+}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0 && !exited_) {
+    // SIGTERM first: raftlockctl forwards it to the command it runs (in its
+    // own process group), which a SIGKILL of raftlockctl would leave behind.
+    kill(pid_, SIGCONT);
+    kill(pid_, SIGTERM);
+    if (!Wait(std::chrono::milliseconds(3000)).has_value()) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+std::optional<int> ChildProcess::Wait(std::chrono::milliseconds timeout) {
+  if (exited_) return code_;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    int status = 0;
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      exited_ = true;
+      code_ = CodeOf(status);
+      return code_;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+void ChildProcess::Signal(int signal) const {
+  if (pid_ > 0 && !exited_) kill(pid_, signal);
+}
+
+std::string ChildProcess::Stdout() const { return ReadFile(dir_ + "/stdout"); }
+std::string ChildProcess::Stderr() const { return ReadFile(dir_ + "/stderr"); }
+
+bool ChildProcess::WaitForOutput(const std::string& text, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (Stdout().find(text) != std::string::npos) return true;
+    if (Wait(std::chrono::milliseconds(0)).has_value()) {
+      return Stdout().find(text) != std::string::npos;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+RunResult Run(std::vector<std::string> argv, std::vector<std::pair<std::string, std::string>> env,
+              std::chrono::milliseconds timeout) {
+  ChildProcess child(std::move(argv), std::move(env));
+  RunResult result;
+  auto code = child.Wait(timeout);
+  if (code) result.code = *code;
+  result.out = child.Stdout();
+  result.err = child.Stderr();
+  return result;
+}
+
+}  // namespace raftlock::testing

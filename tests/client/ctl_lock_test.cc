@@ -1,0 +1,140 @@
+// raftlockctl lock NAME -- CMD: runs CMD while holding the lock, passes the
+// fencing token in RAFTLOCK_FENCING_TOKEN, returns CMD's exit status, and
+// stops CMD when the session is lost (exit 6) -- real 3-node cluster.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <regex>
+
+#include "tests/client/client_fixture.h"
+
+using namespace raftlock;
+using namespace raftlock::testing;
+
+namespace {
+
+// The number after `key=` in `text` (0 if absent).
+uint64_t ValueAfter(const std::string& text, const std::string& key) {
+  std::smatch match;
+  if (!std::regex_search(text, match, std::regex(key + "=([0-9]+)"))) return 0;
+  return std::stoull(match[1].str());
+}
+
+const char* kPrintEnv =
+    "echo token=$RAFTLOCK_FENCING_TOKEN lease=$RAFTLOCK_LEASE_ID name=$RAFTLOCK_LOCK_NAME";
+
+}  // namespace
+
+TEST_CASE("raftlockctl lock runs the command holding the lock with RAFTLOCK_FENCING_TOKEN",
+          "[client][ctl][lock]") {
+  TestCluster t;
+  auto client = t.NewClient();
+
+  // Rule: the command runs with the token, lease and name in its environment.
+  auto first = t.Ctl({"lock", "ctl/job", "--", "/bin/sh", "-c", kPrintEnv});
+  INFO(first.err);
+  REQUIRE(first.code == 0);
+  const uint64_t token1 = ValueAfter(first.out, "token");
+  CHECK(token1 > 0);
+  CHECK(ValueAfter(first.out, "lease") > 0);
+  CHECK(first.out.find("name=ctl/job") != std::string::npos);
+  // Rule: the lock is held while the command runs (checked from inside it)
+  // and released after.
+  auto inside = t.Ctl({"lock", "ctl/job", "--", RAFTLOCKCTL_PATH, "--endpoints", t.Endpoints(),
+                       "-o", "json", "locks", "describe", "ctl/job"});
+  REQUIRE(inside.code == 0);
+  auto held = ParseProtoJson<v1::LockDescribeResponse>(inside.out);
+  REQUIRE(held.found());
+  REQUIRE(held.lock().holders_size() == 1);
+  CHECK(held.lock().holders(0).token() > token1);  // Rule: tokens increase run to run
+  auto after = client->LockDescribe("ctl/job", After(5s));
+  REQUIRE(after.ok());
+  CHECK_FALSE(after->found());
+  auto leases = client->LeaseList(After(5s));
+  REQUIRE(leases.ok());
+  CHECK(leases->leases_size() == 0);  // the session's lease was revoked too
+
+  // Rule: the command's exit status is raftlockctl's.
+  auto failing = t.Ctl({"lock", "ctl/job", "--", "/bin/sh", "-c", "exit 7"});
+  CHECK(failing.code == 7);
+  auto missing = t.Ctl({"lock", "ctl/job", "--", "/nonexistent/program"});
+  CHECK(missing.code == 127);
+
+  // Held by a background raftlockctl: try once is 3, a wait that runs out is 4.
+  auto holder = t.CtlStart({"lock", "ctl/busy", "--", "/bin/sh", "-c", "echo ready; sleep 20"});
+  REQUIRE(holder->WaitForOutput("ready", 10s));
+  auto busy = t.Ctl({"--timeout", "0", "lock", "ctl/busy", "--", "/bin/true"});
+  INFO(busy.err);
+  CHECK(busy.code == 3);
+  auto start = Clock::now();
+  auto timed_out = t.Ctl({"--timeout", "1s", "lock", "ctl/busy", "--", "/bin/true"});
+  INFO(timed_out.err);
+  CHECK(timed_out.code == 4);
+  CHECK(MillisSince(start) >= 800);  // it waited (not a single try)
+  CHECK(MillisSince(start) < 4000);
+  // Interrupting the holder stops its command and releases the lock; a waiter
+  // then gets it.
+  auto waiter = t.CtlStart({"lock", "ctl/busy", "--", "/bin/sh", "-c", kPrintEnv});
+  REQUIRE(Eventually(5s, [&] {
+    auto d = client->LockDescribe("ctl/busy", After(2s));
+    return d.ok() && d->lock().waiters_size() == 1;
+  }));
+  holder->Signal(SIGTERM);
+  auto holder_code = holder->Wait(10s);
+  REQUIRE(holder_code.has_value());
+  CHECK(*holder_code == 128 + SIGTERM);  // the command was stopped by the signal
+  auto waiter_code = waiter->Wait(10s);
+  REQUIRE(waiter_code.has_value());
+  CHECK(*waiter_code == 0);
+  CHECK(ValueAfter(waiter->Stdout(), "token") > held.lock().holders(0).token());
+
+  // Rule: --shared holders coexist; an exclusive one is not acquired.
+  auto reader =
+      t.CtlStart({"lock", "ctl/shared", "--shared", "--", "/bin/sh", "-c", "echo ready; sleep 20"});
+  REQUIRE(reader->WaitForOutput("ready", 10s));
+  auto second =
+      t.Ctl({"--timeout", "0", "lock", "ctl/shared", "--shared", "--", "/bin/sh", "-c", kPrintEnv});
+  INFO(second.err);
+  CHECK(second.code == 0);
+  CHECK(ValueAfter(second.out, "token") > 0);
+  auto writer = t.Ctl({"--timeout", "0", "lock", "ctl/shared", "--", "/bin/true"});
+  CHECK(writer.code == 3);
+  // A semaphore of 1 permit admits one.
+  auto sem_holder = t.CtlStart(
+      {"lock", "ctl/sem", "--permits", "1", "--", "/bin/sh", "-c", "echo ready; sleep 20"});
+  REQUIRE(sem_holder->WaitForOutput("ready", 10s));
+  auto sem_second =
+      t.Ctl({"--timeout", "0", "lock", "ctl/sem", "--permits", "1", "--", "/bin/true"});
+  CHECK(sem_second.code == 3);
+  // Bad input: no command, a bad TTL.
+  CHECK(t.Ctl({"lock", "ctl/x"}).code == 2);
+  CHECK(t.Ctl({"lock", "ctl/x", "--ttl", "often", "--", "/bin/true"}).code == 2);
+}
+
+TEST_CASE("raftlockctl lock stops the command when the session is lost and exits 6",
+          "[client][ctl][lock]") {
+  TestCluster t;
+  auto holder = t.CtlStart({"lock", "ctl/lost", "--ttl", "2s", "--kill-after", "300ms", "--",
+                            "/bin/sh", "-c", "echo pid=$$; exec sleep 60"});
+  REQUIRE(holder->WaitForOutput("pid=", 10s));
+  const pid_t child = static_cast<pid_t>(ValueAfter(holder->Stdout(), "pid"));
+  REQUIRE(child > 0);
+  REQUIRE(kill(child, 0) == 0);
+
+  // Every replica stops: keepalives fail and the session is lost within its TTL.
+  const auto paused_at = Clock::now();
+  for (int id = 1; id <= 3; ++id) t.cluster.Pause(id);
+  auto code = holder->Wait(5s);
+  const double took = MillisSince(paused_at);
+  for (int id = 1; id <= 3; ++id) t.cluster.Resume(id);
+  INFO("raftlockctl ended after " << took << " ms; stderr: " << holder->Stderr());
+  REQUIRE(code.has_value());
+  CHECK(*code == 6);
+  CHECK(took < 2000 + 300 + 700);  // TTL + kill-after + slack
+  CHECK(holder->Stderr().find("session lost") != std::string::npos);
+  // The command is gone (it was reaped by raftlockctl).
+  errno = 0;
+  CHECK(kill(child, 0) == -1);
+  CHECK(errno == ESRCH);
+}

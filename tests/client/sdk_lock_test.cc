@@ -1,0 +1,277 @@
+// The SDK's Mutex, SharedMutex, Semaphore and LockGuard against a real 3-node
+// cluster (docs/semantics.md §3 locks and fencing tokens, §5 exactly-once).
+#include <catch2/catch.hpp>
+#include <future>
+#include <thread>
+
+#include "raftlock/mutex.h"
+#include "tests/client/client_fixture.h"
+
+using namespace raftlock;
+using namespace raftlock::testing;
+
+TEST_CASE("Mutex Lock, TryLock, Unlock and the RAII guard, tokens strictly increase across holders",
+          "[client][sdk][lock]") {
+  TestCluster t;
+  auto client = t.NewClient();
+  auto session_a = t.NewSession(client);
+  auto session_b = t.NewSession(t.NewClient());
+  Mutex a(*session_a, "mutex/one");
+  Mutex b(*session_b, "mutex/one");
+
+  REQUIRE(a.Lock(After(5s)).ok());
+  const uint64_t token_a = a.token();
+  CHECK(token_a > 0);
+  CHECK(a.held());
+  CHECK(a.mode() == v1::LOCK_MODE_EXCLUSIVE);
+  // Rule: one holder; TryLock by another session is false at once.
+  auto tried = b.TryLock(After(5s));
+  REQUIRE(tried.ok());
+  CHECK_FALSE(*tried);
+  CHECK_FALSE(b.held());
+  CHECK(b.token() == 0);
+  // Rule: re-acquiring by the holder returns the same hold (same token).
+  auto again = a.TryLock(After(5s));
+  REQUIRE(again.ok());
+  CHECK(*again);
+  CHECK(a.token() == token_a);
+
+  // Rule: Lock(deadline) gives up with DEADLINE_EXCEEDED by its deadline.
+  auto start = Clock::now();
+  absl::Status timed_out = b.Lock(After(1200ms));
+  const double took = MillisSince(start);
+  INFO(timed_out.ToString() << " after " << took << " ms");
+  CHECK(timed_out.code() == absl::StatusCode::kDeadlineExceeded);
+  CHECK(ErrorReason(timed_out).empty());  // a wait that ran out: a timeout, not BUSY
+  // It keeps back a tenth of its time (here 120 ms) to withdraw an unanswered
+  // wait, and polls until a last try-once fits before that: it returns within
+  // about the last quarter second, never after the deadline.
+  CHECK(took >= 900);
+  CHECK(took < 1300);
+  // ... and leaves no wait behind.
+  auto described = client->LockDescribe("mutex/one", After(5s));
+  REQUIRE(described.ok());
+  CHECK(described->lock().waiters_size() == 0);
+
+  // Rule: a waiter queued in Lock gets the lock when the holder unlocks, with
+  // a larger token.
+  auto waiting = std::async(std::launch::async, [&] { return b.Lock(After(10s)); });
+  REQUIRE(Eventually(5s, [&] {
+    auto d = client->LockDescribe("mutex/one", After(2s));
+    return d.ok() && d->lock().waiters_size() == 1;
+  }));
+  REQUIRE(a.Unlock(After(5s)).ok());
+  CHECK_FALSE(a.held());
+  CHECK(a.token() == 0);
+  CHECK(a.Unlock(After(5s)).ok());  // not held: OK, nothing sent
+  REQUIRE(waiting.get().ok());
+  const uint64_t token_b = b.token();
+  CHECK(token_b > token_a);
+  auto valid = client->ValidateToken("mutex/one", token_b, After(5s));
+  REQUIRE(valid.ok());
+  CHECK(valid->valid());
+  auto stale = client->ValidateToken("mutex/one", token_a, After(5s));
+  REQUIRE(stale.ok());
+  CHECK_FALSE(stale->valid());
+  REQUIRE(b.Unlock(After(5s)).ok());
+
+  // Rule: the RAII guard exposes the token and unlocks when destroyed.
+  uint64_t token_guard = 0;
+  {
+    auto guard = a.ScopedLock(After(5s));
+    REQUIRE(guard.ok());
+    CHECK(guard->owns_lock());
+    CHECK(guard->name() == "mutex/one");
+    token_guard = guard->token();
+    CHECK(token_guard == a.token());
+    CHECK(token_guard > token_b);
+    CHECK_FALSE(guard->cancelled().cancelled());
+    LockGuard moved = std::move(*guard);  // movable: the new guard owns the hold
+    CHECK_FALSE(guard->owns_lock());
+    CHECK(moved.owns_lock());
+    CHECK(moved.token() == token_guard);
+  }
+  auto freed = client->LockDescribe("mutex/one", After(5s));
+  REQUIRE(freed.ok());
+  CHECK_FALSE(freed->found());
+  CHECK_FALSE(a.held());
+
+  // Tokens keep increasing across ten more holders, alternating sessions.
+  uint64_t last = token_guard;
+  for (int i = 0; i < 10; ++i) {
+    Mutex& m = i % 2 == 0 ? b : a;
+    REQUIRE(m.Lock(After(5s)).ok());
+    CHECK(m.token() > last);
+    last = m.token();
+    REQUIRE(m.Unlock(After(5s)).ok());
+  }
+}
+
+TEST_CASE("SharedMutex shared holders coexist and exclude an exclusive holder",
+          "[client][sdk][lock]") {
+  TestCluster t;
+  auto client = t.NewClient();
+  auto s1 = t.NewSession(client);
+  auto s2 = t.NewSession(client);
+  auto s3 = t.NewSession(client);
+  SharedMutex r1(*s1, "rw/one");
+  SharedMutex r2(*s2, "rw/one");
+  SharedMutex w(*s3, "rw/one");
+
+  REQUIRE(r1.LockShared(After(5s)).ok());
+  auto second = r2.TryLockShared(After(5s));
+  REQUIRE(second.ok());
+  CHECK(*second);  // Rule: shared holders coexist
+  CHECK(r1.mode() == v1::LOCK_MODE_SHARED);
+  CHECK(r2.token() >= r1.token());
+  auto described = client->LockDescribe("rw/one", After(5s));
+  REQUIRE(described.ok());
+  CHECK(described->lock().holders_size() == 2);
+  auto excl = w.TryLock(After(5s));
+  REQUIRE(excl.ok());
+  CHECK_FALSE(*excl);  // Rule: never together with an exclusive holder
+
+  // Rule: one lease holds a name in one mode: no upgrade (MODE_CONFLICT).
+  SharedMutex upgrade(*s1, "rw/one");
+  auto conflict = upgrade.TryLock(After(5s));
+  INFO(conflict.status().ToString());
+  CHECK(conflict.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(ErrorReason(conflict.status()) == "ERROR_REASON_MODE_CONFLICT");
+
+  REQUIRE(r1.UnlockShared(After(5s)).ok());
+  REQUIRE(r2.UnlockShared(After(5s)).ok());
+  auto guard = w.ScopedLock(After(5s));
+  REQUIRE(guard.ok());
+  CHECK(guard->token() > r2.token());
+  auto reader = r1.TryLockShared(After(5s));
+  REQUIRE(reader.ok());
+  CHECK_FALSE(*reader);  // the writer excludes readers
+  REQUIRE(guard->Unlock().ok());
+  auto shared_guard = r1.ScopedLockShared(After(5s));
+  REQUIRE(shared_guard.ok());
+  CHECK(shared_guard->owns_lock());
+  CHECK(shared_guard->token() > guard->token());
+}
+
+TEST_CASE("Semaphore of 2 permits admits two sessions and queues the third",
+          "[client][sdk][lock]") {
+  TestCluster t;
+  auto client = t.NewClient();
+  auto s1 = t.NewSession(client);
+  auto s2 = t.NewSession(client);
+  auto s3 = t.NewSession(client);
+  Semaphore p1(*s1, "sem/two", 2);
+  Semaphore p2(*s2, "sem/two", 2);
+  Semaphore p3(*s3, "sem/two", 2);
+  CHECK(p1.permits() == 2);
+
+  auto g1 = p1.ScopedAcquire(After(5s));
+  REQUIRE(g1.ok());
+  auto got2 = p2.TryAcquire(After(5s));
+  REQUIRE(got2.ok());
+  CHECK(*got2);
+  auto got3 = p3.TryAcquire(After(5s));
+  REQUIRE(got3.ok());
+  CHECK_FALSE(*got3);  // Rule: at most N holders
+  auto described = client->LockDescribe("sem/two", After(5s));
+  REQUIRE(described.ok());
+  CHECK(described->lock().permits() == 2);
+  CHECK(described->lock().holders_size() == 2);
+
+  // Rule: every object on a name declares the same permits.
+  auto s4 = t.NewSession(client);
+  Semaphore wrong(*s4, "sem/two", 3);
+  auto conflict = wrong.TryAcquire(After(5s));
+  INFO(conflict.status().ToString());
+  CHECK(conflict.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(ErrorReason(conflict.status()) == "ERROR_REASON_PERMITS_CONFLICT");
+
+  // The third waits (FIFO) and is admitted when a permit is released.
+  auto waiting = std::async(std::launch::async, [&] { return p3.Acquire(After(10s)); });
+  REQUIRE(Eventually(5s, [&] {
+    auto d = client->LockDescribe("sem/two", After(2s));
+    return d.ok() && d->lock().waiters_size() == 1;
+  }));
+  const uint64_t first_token = g1->token();
+  REQUIRE(g1->Unlock().ok());
+  REQUIRE(waiting.get().ok());
+  CHECK(p3.token() > first_token);
+  CHECK(p3.held());
+  REQUIRE(p2.Release(After(5s)).ok());
+  REQUIRE(p3.Release(After(5s)).ok());
+}
+
+TEST_CASE("retries are exactly-once: a retried write returns its first answer and changes nothing",
+          "[client][sdk][exactly-once]") {
+  TestCluster t;
+  auto client = t.NewClient();
+
+  // A retried grant returns the same lease and grants no second one.
+  v1::LeaseGrantRequest grant;
+  grant.set_ttl_ms(10000);
+  *grant.mutable_write() = client->NextWrite();
+  auto first = client->LeaseGrant(grant, After(5s));
+  REQUIRE(first.ok());
+  CHECK_FALSE(first->header().duplicate());
+  auto retried = client->LeaseGrant(grant, After(5s));
+  REQUIRE(retried.ok());
+  CHECK(retried->header().duplicate());
+  CHECK(retried->lease_id() == first->lease_id());
+  auto leases = client->LeaseList(After(5s));
+  REQUIRE(leases.ok());
+  CHECK(leases->leases_size() == 1);
+
+  // A retried acquire after the release answers the first grant and does not
+  // take the lock again.
+  v1::LockAcquireRequest acquire;
+  acquire.set_name("once/lock");
+  acquire.set_lease_id(first->lease_id());
+  *acquire.mutable_write() = client->NextWrite();
+  auto acquired = client->LockAcquire(acquire, After(5s));
+  REQUIRE(acquired.ok());
+  REQUIRE(acquired->acquired());
+  v1::LockReleaseRequest release;
+  release.set_name("once/lock");
+  release.set_lease_id(first->lease_id());
+  release.set_token(acquired->token());
+  *release.mutable_write() = client->NextWrite();
+  REQUIRE(client->LockRelease(release, After(5s)).ok());
+  auto replay = client->LockAcquire(acquire, After(5s));
+  REQUIRE(replay.ok());
+  CHECK(replay->header().duplicate());
+  CHECK(replay->acquired());
+  CHECK(replay->token() == acquired->token());
+  auto described = client->LockDescribe("once/lock", After(5s));
+  REQUIRE(described.ok());
+  CHECK_FALSE(described->found());
+  // A retried release is answered OK from its first result; a new release of
+  // the gone hold is NOT_HELD.
+  auto release_again = client->LockRelease(release, After(5s));
+  REQUIRE(release_again.ok());
+  CHECK(release_again->header().duplicate());
+  release.clear_write();
+  auto fresh_release = client->LockRelease(release, After(5s));
+  CHECK(ErrorReason(fresh_release.status()) == "ERROR_REASON_NOT_HELD");
+
+  // Through a leader crash: every Mutex::Lock either holds with a fresh,
+  // larger token or fails; the server never shows two holds of one name.
+  auto session = t.NewSession(client);
+  Mutex mutex(*session, "once/failover");
+  uint64_t last = 0;
+  int held = 0;
+  for (int i = 0; i < 20; ++i) {
+    if (i == 5) t.cluster.Kill(t.leader);
+    absl::Status status = mutex.Lock(After(8s));
+    INFO("round " << i << ": " << status.ToString());
+    if (!status.ok()) continue;
+    ++held;
+    CHECK(mutex.token() > last);
+    last = mutex.token();
+    auto d = client->LockDescribe("once/failover", After(8s));
+    REQUIRE(d.ok());
+    REQUIRE(d->lock().holders_size() == 1);
+    CHECK(d->lock().holders(0).token() == last);
+    REQUIRE(mutex.Unlock(After(8s)).ok());
+  }
+  CHECK(held >= 15);
+}

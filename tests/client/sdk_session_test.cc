@@ -1,0 +1,158 @@
+// The SDK's Session against a real 3-node cluster: the lease is kept alive in
+// the background; when keepalives fail it reports jeopardy, then loss, through
+// its callback and its cancellation token, before the server could give its
+// locks to another session (include/raftlock/session.h; DESIGN.md "Leases").
+#include <catch2/catch.hpp>
+#include <mutex>
+#include <thread>
+
+#include "raftlock/mutex.h"
+#include "tests/client/client_fixture.h"
+
+using namespace raftlock;
+using namespace raftlock::testing;
+
+namespace {
+
+// State changes with the time each was reported.
+struct Recorder {
+  std::mutex mu;
+  std::vector<std::pair<SessionState, Clock::time_point>> changes;
+
+  std::function<void(SessionState)> Callback() {
+    return [this](SessionState state) {
+      std::lock_guard<std::mutex> lock(mu);
+      changes.emplace_back(state, Clock::now());
+    };
+  }
+  std::vector<std::pair<SessionState, Clock::time_point>> Get() {
+    std::lock_guard<std::mutex> lock(mu);
+    return changes;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("Session keeps its lease alive in the background and Close revokes it",
+          "[client][sdk][session]") {
+  TestCluster t;
+  auto client = t.NewClient();
+  Recorder recorder;
+  auto session = t.NewSession(client, 1000ms, recorder.Callback());
+  const uint64_t lease = session->lease_id();
+  CHECK(session->ttl() == 1000ms);
+  const Deadline first_lost_at = session->lost_at();
+
+  // Rule: no keepalive from the caller, yet the lease outlives three TTLs.
+  std::this_thread::sleep_for(3000ms);
+  CHECK(session->state() == SessionState::kHealthy);
+  CHECK_FALSE(session->token().cancelled());
+  CHECK(session->lost_at() > first_lost_at + 1500ms);  // acknowledged keepalives moved it
+  CHECK(session->local_deadline() > Clock::now());
+  auto ttl = client->LeaseTimeToLive(lease, After(5s));
+  REQUIRE(ttl.ok());
+  REQUIRE(ttl->found());
+  CHECK(ttl->lease().ttl_ms() == 1000);
+  CHECK(ttl->lease().ttl_remaining_ms() > 0);
+  CHECK(recorder.Get().empty());  // healthy throughout: no state change reported
+
+  // Rule: Close revokes the lease (its locks are released at once) and
+  // cancels the token; it is idempotent.
+  Mutex mutex(*session, "session/close");
+  REQUIRE(mutex.Lock(After(5s)).ok());
+  REQUIRE(session->Close(After(5s)).ok());
+  CHECK(session->state() == SessionState::kClosed);
+  CHECK(session->token().cancelled());
+  CHECK_FALSE(mutex.held());
+  CHECK(session->Close(After(5s)).ok());
+  auto after = client->LeaseTimeToLive(lease, After(5s));
+  REQUIRE(after.ok());
+  CHECK_FALSE(after->found());
+  auto described = client->LockDescribe("session/close", After(5s));
+  REQUIRE(described.ok());
+  CHECK_FALSE(described->found());
+  auto changes = recorder.Get();
+  REQUIRE(changes.size() == 1);
+  CHECK(changes[0].first == SessionState::kClosed);
+
+  // A lost or closed session refuses new locks with FAILED_PRECONDITION.
+  Mutex late(*session, "session/late");
+  CHECK(late.Lock(After(2s)).code() == absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("Session reports jeopardy then lost when every node is SIGSTOPped, before a handover",
+          "[client][sdk][session]") {
+  TestCluster t;
+  auto client_a = t.NewClient();
+  auto client_b = t.NewClient();
+  Recorder recorder;
+  const auto ttl = 2000ms;
+  auto session_a = t.NewSession(client_a, ttl, recorder.Callback());
+  auto session_b = t.NewSession(client_b, 30s);
+  Mutex mutex_a(*session_a, "session/guarded");
+  auto guard = mutex_a.ScopedLock(After(5s));
+  REQUIRE(guard.ok());
+  const uint64_t token_a = guard->token();
+  CancellationToken lost_token = guard->cancelled();
+  Clock::time_point cancelled_at{};
+  lost_token.OnCancel([&cancelled_at] { cancelled_at = Clock::now(); });
+
+  // Every replica stops: no keepalive can be acknowledged.
+  const Deadline local_deadline_before = session_a->local_deadline();
+  const auto paused_at = Clock::now();
+  for (int id = 1; id <= 3; ++id) t.cluster.Pause(id);
+  const bool lost = lost_token.WaitUntil(After(ttl + 2000ms));
+  const auto noticed_at = Clock::now();
+  for (int id = 1; id <= 3; ++id) t.cluster.Resume(id);
+  REQUIRE(lost);
+
+  auto changes = recorder.Get();
+  REQUIRE(changes.size() >= 2);
+  // Rule: jeopardy is reported first, then lost (final).
+  CHECK(changes[0].first == SessionState::kJeopardy);
+  CHECK(changes[1].first == SessionState::kLost);
+  CHECK(changes.back().first == SessionState::kLost);
+  CHECK(session_a->state() == SessionState::kLost);
+  CHECK(changes[0].second < changes[1].second);
+  // Rule: loss is reported before the local deadline (the last acknowledged
+  // keepalive's send time + TTL): the server cannot expire the lease earlier.
+  const Deadline local_deadline = session_a->local_deadline();
+  CHECK(local_deadline <= local_deadline_before + ttl);  // no acknowledgement while paused
+  CHECK(changes[1].second <= local_deadline);
+  CHECK(cancelled_at <= local_deadline);
+  CHECK(noticed_at - paused_at <= ttl + 500ms);
+  CHECK(lost_token.reason().find("lost") != std::string::npos);
+  // The lock object and its guard know at once.
+  CHECK_FALSE(mutex_a.held());
+  CHECK_FALSE(guard->owns_lock());
+  CHECK(guard->token() == token_a);  // kept for logging
+
+  // Rule: another session gets the lock only after A reported the loss, with
+  // a larger fencing token.
+  Mutex mutex_b(*session_b, "session/guarded");
+  absl::Status locked = mutex_b.Lock(After(15s));
+  const auto granted_at = Clock::now();
+  INFO(locked.ToString());
+  REQUIRE(locked.ok());
+  CHECK(granted_at > changes[1].second);
+  CHECK(mutex_b.token() > token_a);
+  // A's stale token is rejected by ValidateToken.
+  auto valid = client_b->ValidateToken("session/guarded", token_a, After(5s));
+  REQUIRE(valid.ok());
+  CHECK_FALSE(valid->valid());
+  CHECK(valid->current_token() == mutex_b.token());
+  // The lost session gives up its lease (revoked, or expired by now).
+  CHECK(Eventually(10s, [&] {
+    auto info = client_b->LeaseTimeToLive(session_a->lease_id(), After(2s));
+    return info.ok() && !info->found();
+  }));
+  // Unlocking a hold the server already released says so and frees nothing.
+  absl::Status unlocked = guard->Unlock(After(2s));
+  INFO(unlocked.ToString());
+  CHECK((unlocked.code() == absl::StatusCode::kFailedPrecondition ||
+         unlocked.code() == absl::StatusCode::kNotFound));
+  CHECK(guard->Unlock(After(2s)).ok());
+  auto still = client_b->ValidateToken("session/guarded", mutex_b.token(), After(5s));
+  REQUIRE(still.ok());
+  CHECK(still->valid());
+}
