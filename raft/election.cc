@@ -85,10 +85,11 @@ void Node::Impl::Step(const Message& m) {
     // One vote per term (Figure 2), for an up-to-date log (section 5.4.1).
     const bool can_vote = vote_ == m.from() || (vote_ == kNone && lead_ == kNone) ||
                           (t == MSG_PRE_VOTE && m.term() > term_);
+    const bool up_to_date = raft_log_.IsUpToDate(m.index(), m.log_term());
     Message resp;
     resp.set_type(t == MSG_VOTE ? MSG_VOTE_RESP : MSG_PRE_VOTE_RESP);
     resp.set_to(m.from());
-    if (can_vote && raft_log_.IsUpToDate(m.index(), m.log_term())) {
+    if (can_vote && up_to_date) {
       resp.set_term(m.term());
       if (t == MSG_VOTE) {
         election_elapsed_ = 0;
@@ -99,6 +100,19 @@ void Node::Impl::Step(const Message& m) {
       resp.set_reject(true);
     }
     Send(std::move(resp));
+    // A pre-candidate whose log is behind ours cannot win (section 5.4.1),
+    // and it only asks because it heard no leader for an election timeout.
+    // If we heard none for that long either, campaign now rather than wait
+    // out our own randomized timeout: after a leader crash under load the
+    // follower that times out first is often the one that lags, and waiting
+    // would add up to another election timeout to the failover.
+    if (t == MSG_PRE_VOTE && !up_to_date && role_ == Role::kFollower &&
+        election_elapsed_ >= cfg_.election_tick) {
+      log_->info("raft node {} term {}: refused pre-vote of less up-to-date {}, campaigning", id_,
+                 term_, m.from());
+      election_elapsed_ = 0;
+      Hup(/*transfer=*/false);
+    }
     return;
   }
 

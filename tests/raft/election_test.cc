@@ -258,6 +258,42 @@ TEST_CASE("thesis 9.6 a pre-vote is refused to a candidate with a less up-to-dat
   CHECK(resps[0].reject());
 }
 
+TEST_CASE("thesis 9.6 refusing a lagging pre-candidate after an election timeout campaigns at once",
+          "[prevote]") {
+  Solo s = Follower({2}, [](Config& c) { c.pre_vote = true; });
+  s.Drain();
+  s.Ticks(10);  // election_tick: no leader heard for the minimum timeout
+  REQUIRE(s.node->role() == Role::kFollower);
+  const uint64_t term = s.node->term();
+  Message pv = Msg(MSG_PRE_VOTE, 2, 1, 3);
+  pv.set_index(3);
+  pv.set_log_term(1);
+  s.Step(pv);
+  auto out = s.Drain();
+  auto resps = OfType(out, MSG_PRE_VOTE_RESP);
+  REQUIRE(resps.size() == 1);
+  CHECK(resps[0].reject());
+  CHECK(s.node->role() == Role::kPreCandidate);
+  CHECK(OfType(out, MSG_PRE_VOTE).size() == 2);
+  CHECK(s.node->term() == term);  // pre-vote: the term moves only on winning
+}
+
+TEST_CASE(
+    "thesis 9.6 refusing a lagging pre-candidate before an election timeout does not campaign",
+    "[prevote]") {
+  Solo s = Follower({2}, [](Config& c) { c.pre_vote = true; });
+  s.Drain();
+  s.Ticks(5);
+  Message pv = Msg(MSG_PRE_VOTE, 2, 1, 3);
+  pv.set_index(3);
+  pv.set_log_term(1);
+  s.Step(pv);
+  auto out = s.Drain();
+  REQUIRE(OfType(out, MSG_PRE_VOTE_RESP).size() == 1);
+  CHECK(s.node->role() == Role::kFollower);
+  CHECK(OfType(out, MSG_PRE_VOTE).empty());
+}
+
 TEST_CASE("thesis 9.6 winning the pre-vote starts a real election at term+1", "[prevote]") {
   Solo s = Follower({}, [](Config& c) { c.pre_vote = true; });
   s.node->Campaign();
