@@ -51,7 +51,10 @@ void Node::Impl::Step(const Message& m) {
       // unless the campaign is a leadership transfer.
       const bool in_lease =
           cfg_.check_quorum && lead_ != kNone && election_elapsed_ < cfg_.election_tick;
-      if (!m.leader_transfer() && in_lease) return;
+      if (!m.leader_transfer() && in_lease) {
+        if (t == MSG_PRE_VOTE && role_ == Role::kFollower) pre_vote_seen_in_lease_ = true;
+        return;
+      }
     }
     if (t == MSG_PRE_VOTE) {
       // A pre-vote never changes our term.
@@ -121,16 +124,19 @@ void Node::Impl::Step(const Message& m) {
       switch (t) {
         case MSG_APP:
           election_elapsed_ = 0;
+          pre_vote_seen_in_lease_ = false;
           lead_ = m.from();
           HandleAppendEntries(m);
           break;
         case MSG_HEARTBEAT:
           election_elapsed_ = 0;
+          pre_vote_seen_in_lease_ = false;
           lead_ = m.from();
           HandleHeartbeat(m);
           break;
         case MSG_SNAP:
           election_elapsed_ = 0;
+          pre_vote_seen_in_lease_ = false;
           lead_ = m.from();
           HandleSnapshot(m);
           break;
@@ -248,6 +254,7 @@ void Node::Impl::Reset(uint64_t term) {
   }
   lead_ = kNone;
   election_elapsed_ = 0;
+  pre_vote_seen_in_lease_ = false;
   heartbeat_elapsed_ = 0;
   ResetRandomizedElectionTimeout();
   AbortLeaderTransfer();

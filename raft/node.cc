@@ -134,7 +134,13 @@ bool Node::Impl::HasUnappliedConfChanges() const {
 void Node::Impl::Tick() {
   if (role_ != Role::kLeader) {
     ++election_elapsed_;
-    if (Promotable() && PastElectionTimeout()) {
+    // Thesis 9.6 with 4.2.3: a peer already timed out (its pre-vote reached us
+    // inside our lease) and now we too heard no leader for election_tick: the
+    // leader is most likely gone, so campaign without further randomized wait.
+    const bool peer_timed_out_too =
+        pre_vote_seen_in_lease_ && election_elapsed_ >= cfg_.election_tick;
+    if (Promotable() && (PastElectionTimeout() || peer_timed_out_too)) {
+      pre_vote_seen_in_lease_ = false;
       election_elapsed_ = 0;
       Hup(/*transfer=*/false);
     }

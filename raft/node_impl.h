@@ -104,6 +104,11 @@ class Node::Impl {
   std::map<uint64_t, bool> votes_;
 
   int election_elapsed_ = 0;
+  // A peer asked for a pre-vote while we still heard from a leader (so we
+  // ignored it); if no leader speaks again before our lease ends, we campaign
+  // then instead of waiting out our randomized timeout. Cleared by any leader
+  // message and by Reset.
+  bool pre_vote_seen_in_lease_ = false;
   int heartbeat_elapsed_ = 0;
   int randomized_election_timeout_ = 0;
   std::mt19937_64 rng_;

@@ -39,7 +39,9 @@ struct TransportOptions {
   // Upper bound on one coalesced batch on the wire.
   size_t max_batch_bytes = 4 << 20;
   std::chrono::milliseconds min_backoff{50};
-  std::chrono::milliseconds max_backoff{1000};
+  // A restarted peer is reached within this (it may be needed for a quorum);
+  // a reconnect attempt to a dead peer on loopback or a LAN costs little.
+  std::chrono::milliseconds max_backoff{250};
   size_t snapshot_chunk_bytes = 1 << 20;
   // Deadline of one whole snapshot transfer.
   std::chrono::milliseconds snapshot_timeout{60000};

@@ -393,6 +393,49 @@ TEST_CASE("thesis 4.2.3 leader stickiness: a follower that heard from a leader i
   }
 }
 
+// The follower's randomized timeout (seeded by TestConfig) is above
+// election_tick here, so campaigning at exactly election_tick ticks is the
+// rule under test, not its own timeout.
+Solo StickyFollowerWithIgnoredPreVote() {
+  Solo s = Follower({}, [](Config& c) {
+    c.check_quorum = true;
+    c.pre_vote = true;
+  });
+  s.Step(Msg(MSG_HEARTBEAT, 2, 1, 2));
+  s.Drain();
+  s.Ticks(3);
+  Message pv = Msg(MSG_PRE_VOTE, 3, 1, 3);
+  pv.set_index(10);
+  pv.set_log_term(2);
+  s.Step(pv);
+  return s;
+}
+
+TEST_CASE("thesis 9.6 a pre-vote ignored inside the lease makes the follower campaign when it ends",
+          "[checkquorum][prevote]") {
+  Solo s = StickyFollowerWithIgnoredPreVote();
+  CHECK(OfType(s.Drain(), MSG_PRE_VOTE_RESP).empty());  // stickiness: ignored
+  s.Ticks(6);                                           // 9 ticks without the leader
+  s.Drain();
+  CHECK(s.node->role() == Role::kFollower);
+  s.Ticks(1);  // election_tick without the leader, and a peer timed out too
+  auto out = s.Drain();
+  CHECK(s.node->role() == Role::kPreCandidate);
+  CHECK(OfType(out, MSG_PRE_VOTE).size() == 2);
+}
+
+TEST_CASE("thesis 9.6 a leader heard after an ignored pre-vote cancels the early campaign",
+          "[checkquorum][prevote]") {
+  Solo s = StickyFollowerWithIgnoredPreVote();
+  s.Drain();
+  s.Ticks(2);
+  s.Step(Msg(MSG_HEARTBEAT, 2, 1, 2));  // the leader is alive after all
+  s.Drain();
+  s.Ticks(10);
+  s.Drain();
+  CHECK(s.node->role() == Role::kFollower);
+}
+
 TEST_CASE("thesis 4.2.3 a leader-transfer vote overrides leader stickiness", "[checkquorum]") {
   Solo s = Follower({}, [](Config& c) { c.check_quorum = true; });
   s.Step(Msg(MSG_HEARTBEAT, 2, 1, 2));
