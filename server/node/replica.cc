@@ -259,9 +259,11 @@ void Replica::OnTick() {
   }
 }
 
-int64_t Replica::ClusterNowMs() const {
-  auto led = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - leader_since_);
-  return leader_base_cluster_ms_ + led.count();
+int64_t Replica::ClusterNowMs() {
+  // Keyed by term, not started in OnRoleChange: a node can become leader while
+  // Stepping the loop's inbox and propose (a client command, a TimeAdvance)
+  // before the Ready that reports the role change is handled.
+  return leader_clock_.StampMs(node_->term(), state_.cluster_time_ms(), Clock::now());
 }
 
 void Replica::FlushProposals() {
@@ -416,10 +418,8 @@ void Replica::OnRoleChange(const raft::SoftState& soft) {
     leader_ = LeaderInfoFor(soft.leader);
   }
   if (is_leader && !was_leader) {
-    leader_base_cluster_ms_ = state_.cluster_time_ms();
-    leader_since_ = Clock::now();
-    logger_->info("term {}: became leader (cluster time {} ms)", node_->term(),
-                  leader_base_cluster_ms_);
+    const int64_t cluster_ms = ClusterNowMs();
+    logger_->info("term {}: became leader (cluster time {} ms)", node_->term(), cluster_ms);
   } else {
     logger_->info("term {}: {} (leader {})", node_->term(), raft::RoleName(soft.role), soft.leader);
   }

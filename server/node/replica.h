@@ -31,6 +31,7 @@
 #include "proto/lock.pb.h"
 #include "raft/node.h"
 #include "server/lock/lock_state_machine.h"
+#include "server/node/leader_clock.h"
 #include "server/transport/transport.h"
 
 namespace spdlog {
@@ -159,7 +160,9 @@ class Replica : public TransportHandler {
   void FailPending(const absl::Status& status);
   void MaybeSnapshot();
   void CheckTransfers();
-  int64_t ClusterNowMs() const;
+  // The cluster time to stamp now; starts this term's clock on first use.
+  // Precondition: this node leads (node_->role() is leader).
+  int64_t ClusterNowMs();
   LeaderInfo LeaderInfoFor(uint64_t leader_id) const;
 
   const ReplicaOptions options_;
@@ -190,9 +193,8 @@ class Replica : public TransportHandler {
   uint64_t snapshot_index_ = 0;
   std::chrono::steady_clock::time_point next_tick_;
   std::chrono::steady_clock::time_point last_time_advance_;
-  // Cluster time (lock/semantics): base + time led since this term began.
-  int64_t leader_base_cluster_ms_ = 0;
-  std::chrono::steady_clock::time_point leader_since_;
+  // Cluster time stamped on proposals (docs/semantics.md §1).
+  LeaderClock leader_clock_;
 
   mutable std::mutex leader_mu_;
   LeaderInfo leader_;

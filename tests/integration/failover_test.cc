@@ -229,3 +229,67 @@ TEST_CASE("a vanished client's lease expires within TTL plus an election timeout
   CHECK(after >= ttl_ms);              // never early
   CHECK(after <= ttl_ms + 500 + 500);  // TTL + one election timeout + slack
 }
+
+TEST_CASE("semantics 1: elections of freshly restarted nodes under load never advance cluster time",
+          "[failover][time]") {
+  // A node that becomes leader while Stepping its inbox can propose (a client
+  // command arriving in the same batch, or a TimeAdvance) before it handles
+  // the Ready reporting its new role. Its cluster clock then started from the
+  // steady clock's epoch in a process that had never led: cluster time jumped
+  // by the machine's uptime and every lease expired at once.
+  ProcessCluster cluster(3);
+  cluster.StartAll();
+  REQUIRE(cluster.WaitForLeader(10s) != 0);
+  LeaderClient client(cluster.ClientAddresses());
+  uint64_t lease = 0;
+  const int64_t ttl_ms = 60000;
+  REQUIRE(client.GrantLease(ttl_ms, &lease, 5s).ok());
+  const auto granted = Clock::now();
+
+  // Writers that hit every replica directly, so proposals reach whichever
+  // node is about to win an election.
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int writer = 0; writer < 12; ++writer) {
+    const int id = writer % 3 + 1;
+    writers.emplace_back([&, id, writer] {
+      LeaderClient direct({cluster.ClientAddress(id)});
+      uint64_t load_lease = 0;
+      while (!stop && !direct.GrantLease(60000, &load_lease, 2s).ok()) {
+      }
+      for (int i = 0; !stop; ++i) {
+        LockAcquireResponse response;
+        (void)direct.Acquire(
+            AcquireRequest("load/" + std::to_string(writer) + "/" + std::to_string(i % 4),
+                           load_lease),
+            &response, 200ms);
+      }
+    });
+  }
+  struct StopWriters {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& writers;
+    ~StopWriters() {
+      stop = true;
+      for (auto& w : writers) w.join();
+    }
+  } stop_writers{stop, writers};
+
+  for (int round = 0; round < 8; ++round) {
+    const int leader = cluster.WaitForLeader(10s);
+    REQUIRE(leader != 0);
+    cluster.Kill(leader);
+    REQUIRE(cluster.WaitForLeader(10s, {leader}) != 0);
+    cluster.Start(leader);  // a fresh process that has never led
+    std::this_thread::sleep_for(300ms);
+
+    raftlock::v1::LeaseTimeToLiveResponse ttl;
+    REQUIRE(client.TimeToLive(lease, &ttl, 5s).ok());
+    INFO("round " << round << ": lease " << lease << " remaining " << ttl.lease().ttl_remaining_ms()
+                  << " ms after " << MillisSince(granted) << " ms");
+    REQUIRE(ttl.found());
+    // Cluster time may lag real time (no leader: it stands still), never lead it.
+    CHECK(ttl.lease().ttl_remaining_ms() >= ttl_ms - MillisSince(granted) - 100);
+    CHECK(ttl.lease().ttl_remaining_ms() <= ttl_ms);
+  }
+}
