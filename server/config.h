@@ -9,7 +9,7 @@
 //   peer_advertise / client_advertise default to the listen addresses
 //   members:                         # the initial cluster, this node included
 //     - {id: 1, peer: 127.0.0.1:7001, client: 127.0.0.1:9001}
-//   raft: {tick_ms: 25, heartbeat_ticks: 2, election_ticks: 10,
+//   raft: {tick_ms: 25, heartbeat_ticks: 2, election_ticks: 8,
 //          snapshot_interval: 10000, snapshot_catchup_entries: 1000}
 //   limits: {min_ttl_ms: ..., max_ttl_ms: ..., ...}   # lock/limits.h
 //   log_level: info
@@ -37,7 +37,7 @@ struct ServerConfig {
   // Defaults: see DefaultTimingReason() for why.
   int tick_ms = 25;
   int heartbeat_ticks = 2;
-  int election_ticks = 10;
+  int election_ticks = 8;
   uint64_t snapshot_interval = 10000;
   uint64_t snapshot_catchup_entries = 1000;
   int time_advance_ms = 100;

@@ -52,7 +52,7 @@ struct ReplicaOptions {
   std::map<uint64_t, MemberAddress> members;
   std::chrono::milliseconds tick{50};
   int heartbeat_ticks = 1;
-  int election_ticks = 10;
+  int election_ticks = 8;
   // Take a state-machine snapshot after this many applied entries.
   uint64_t snapshot_interval = 10000;
   // Entries kept behind a snapshot, so a briefly lagging follower catches up
