@@ -216,27 +216,24 @@ absl::Status Election::Campaign(const std::string& value, Deadline deadline) {
 }
 
 void Election::Abandon(const v1::CampaignRequest& request, Deadline deadline) {
-  if (session_->token().cancelled()) return;
-  if (Clock::now() >= deadline) {
-    spdlog::warn("raftlock: no time left to withdraw the unanswered campaign for {}", name_);
-    return;
-  }
-  v1::CampaignRequest probe = request;
-  probe.set_wait_timeout_ms(0);
+  if (session_->token().cancelled()) return;  // the lease ended: nothing is led
   Client& client = *session_->client();
-  // Half the time left asks, the rest resigns what the ask may return.
-  auto answer = client.Campaign(probe, Clock::now() + (deadline - Clock::now()) / 2);
-  if (answer.ok() && answer->elected()) {
-    v1::ResignRequest resign;
-    resign.set_name(name_);
-    resign.set_lease_id(session_->lease_id());
-    resign.set_token(answer->token());
-    auto resigned = client.Resign(std::move(resign), deadline);
-    if (!resigned.ok()) {
-      spdlog::warn("raftlock: could not resign abandoned leadership of {}: {}", name_,
-                   resigned.status().ToString());
-    }
-  }
+  internal::WithdrawUnanswered(
+      "campaign for " + name_, deadline,
+      [&](Deadline by) -> std::optional<uint64_t> {
+        v1::CampaignRequest probe = request;
+        probe.set_wait_timeout_ms(0);
+        auto answer = client.Campaign(probe, by);
+        if (answer.ok() && answer->elected()) return answer->token();
+        return std::nullopt;
+      },
+      [&](uint64_t token, Deadline by) {
+        v1::ResignRequest resign;
+        resign.set_name(name_);
+        resign.set_lease_id(session_->lease_id());
+        resign.set_token(token);
+        return client.Resign(std::move(resign), by).status();
+      });
 }
 
 absl::Status Election::Proclaim(const std::string& value, Deadline deadline) {

@@ -2,6 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
 
 #include "absl/status/status.h"
 #include "raftlock/status.h"
@@ -29,5 +32,16 @@ Deadline AttemptsEnd(Deadline deadline);
 
 // True when a failed call may or may not have been applied by the server.
 bool OutcomeUnknown(const absl::Status& status);
+
+// Cleans up after a waiting call (Lock, Campaign) whose outcome is unknown,
+// by `deadline`. `ask(by)` re-sends the call as a try-once with the same
+// WriteId: the server answers its first outcome (a wait still queued is
+// parked again and withdrawn when this short call ends) and `ask` returns the
+// token if it was granted. `undo(token, by)` then gives the grant back
+// (release or resign). Half the time left asks, the rest undoes. `what`
+// names the call in the warning logged when the clean-up cannot finish.
+void WithdrawUnanswered(const std::string& what, Deadline deadline,
+                        const std::function<std::optional<uint64_t>(Deadline)>& ask,
+                        const std::function<absl::Status(uint64_t, Deadline)>& undo);
 
 }  // namespace raftlock::internal

@@ -37,6 +37,22 @@ Deadline AttemptsEnd(Deadline deadline) {
   return deadline - std::clamp(remaining / 10, milliseconds(20), milliseconds(500));
 }
 
+void WithdrawUnanswered(const std::string& what, Deadline deadline,
+                        const std::function<std::optional<uint64_t>(Deadline)>& ask,
+                        const std::function<absl::Status(uint64_t, Deadline)>& undo) {
+  if (Clock::now() >= deadline) {
+    spdlog::warn("raftlock: no time left to withdraw the unanswered {}", what);
+    return;
+  }
+  std::optional<uint64_t> granted = ask(Clock::now() + (deadline - Clock::now()) / 2);
+  if (!granted) return;
+  absl::Status undone = undo(*granted, deadline);
+  if (!undone.ok()) {
+    spdlog::warn("raftlock: could not give back the unanswered {} (token {}): {}", what, *granted,
+                 undone.ToString());
+  }
+}
+
 bool OutcomeUnknown(const absl::Status& status) {
   if (!ErrorReason(status).empty()) return false;
   switch (status.code()) {
@@ -127,30 +143,24 @@ absl::Status LockHandle::AcquireImpl(v1::LockMode mode, uint32_t permits, Deadli
 }
 
 void LockHandle::Abandon(const v1::LockAcquireRequest& request, Deadline deadline) {
-  if (session_->token().cancelled()) return;
-  if (Clock::now() >= deadline) {
-    spdlog::warn("raftlock: no time left to withdraw the unanswered acquire of {}", name_);
-    return;
-  }
-  // The same WriteId answers the first outcome: a grant we never heard of is
-  // returned (and released below); a wait still queued is parked again and
-  // withdrawn when this short call's deadline cancels it.
-  v1::LockAcquireRequest probe = request;
-  probe.set_wait_timeout_ms(0);
+  if (session_->token().cancelled()) return;  // the lease ended: nothing is held
   Client& client = *session_->client();
-  // Half the time left asks, the rest releases what the ask may return.
-  auto answer = client.LockAcquire(probe, Clock::now() + (deadline - Clock::now()) / 2);
-  if (answer.ok() && answer->acquired()) {
-    v1::LockReleaseRequest release;
-    release.set_name(name_);
-    release.set_lease_id(session_->lease_id());
-    release.set_token(answer->token());
-    auto released = client.LockRelease(std::move(release), deadline);
-    if (!released.ok()) {
-      spdlog::warn("raftlock: could not release abandoned hold of {} (token {}): {}", name_,
-                   answer->token(), released.status().ToString());
-    }
-  }
+  internal::WithdrawUnanswered(
+      "acquire of " + name_, deadline,
+      [&](Deadline by) -> std::optional<uint64_t> {
+        v1::LockAcquireRequest probe = request;
+        probe.set_wait_timeout_ms(0);
+        auto answer = client.LockAcquire(probe, by);
+        if (answer.ok() && answer->acquired()) return answer->token();
+        return std::nullopt;
+      },
+      [&](uint64_t token, Deadline by) {
+        v1::LockReleaseRequest release;
+        release.set_name(name_);
+        release.set_lease_id(session_->lease_id());
+        release.set_token(token);
+        return client.LockRelease(std::move(release), by).status();
+      });
 }
 
 absl::Status LockHandle::Unlock(Deadline deadline) {
