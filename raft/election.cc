@@ -123,21 +123,15 @@ void Node::Impl::Step(const Message& m) {
     case Role::kFollower:
       switch (t) {
         case MSG_APP:
-          election_elapsed_ = 0;
-          pre_vote_seen_in_lease_ = false;
-          lead_ = m.from();
+          HeardFromLeader(m.from());
           HandleAppendEntries(m);
           break;
         case MSG_HEARTBEAT:
-          election_elapsed_ = 0;
-          pre_vote_seen_in_lease_ = false;
-          lead_ = m.from();
+          HeardFromLeader(m.from());
           HandleHeartbeat(m);
           break;
         case MSG_SNAP:
-          election_elapsed_ = 0;
-          pre_vote_seen_in_lease_ = false;
-          lead_ = m.from();
+          HeardFromLeader(m.from());
           HandleSnapshot(m);
           break;
         case MSG_TIMEOUT_NOW:
@@ -245,6 +239,12 @@ void Node::Impl::Campaign(bool transfer) {
     m.set_leader_transfer(transfer);
     Send(std::move(m));
   }
+}
+
+void Node::Impl::HeardFromLeader(uint64_t leader) {
+  election_elapsed_ = 0;
+  pre_vote_seen_in_lease_ = false;
+  lead_ = leader;
 }
 
 void Node::Impl::Reset(uint64_t term) {

@@ -44,6 +44,9 @@ class Node::Impl {
   void Step(const Message& m);
   void Campaign(bool transfer);
   void Hup(bool transfer);
+  // A follower got a message from the leader of its term: restarts the
+  // election timer and forgets an ignored pre-vote.
+  void HeardFromLeader(uint64_t leader);
   // Common to every role change: adopts `term` (clearing the vote if it
   // changed), clears leader, timers, votes, progress and pending reads.
   void Reset(uint64_t term);

@@ -27,9 +27,7 @@ struct PeerLinkOptions {
   size_t max_queued_batches = 1024;
   size_t max_batch_bytes = 4 << 20;
   std::chrono::milliseconds min_backoff{50};
-  // A restarted peer is reached within this (it may be needed for a quorum);
-  // a reconnect attempt to a dead peer on loopback or a LAN costs little.
-  std::chrono::milliseconds max_backoff{250};
+  std::chrono::milliseconds max_backoff{250};  // see TransportOptions
 };
 
 class PeerLink {
