@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "proto/api.grpc.pb.h"
 #include "proto/cluster.grpc.pb.h"
 #include "tests/integration/process_cluster.h"
@@ -510,6 +511,9 @@ void PrintReport(const Report& r, bool json) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian builds Abseil without NDEBUG: switch off absl::Mutex deadlock
+  // detection, which gRPC would otherwise pay for on every lock.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app{"raftlock-bench: throughput, latency and failover gaps of a raftlock cluster"};
   std::string endpoints_flag;
   int local = 0;

@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "absl/synchronization/mutex.h"
 #include "server/api/client_api.h"
 #include "server/config.h"
 #include "server/node/replica.h"
@@ -39,6 +40,9 @@ std::shared_ptr<spdlog::logger> MakeLogger(uint64_t node_id, const std::string& 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian builds Abseil without NDEBUG, which turns on absl::Mutex deadlock
+  // detection (a lock-graph update on every gRPC mutex operation).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app{"raftlockd: one replica of a raftlock cluster (locks, leases, elections)"};
   std::string config_path;
   std::string members_flag;
