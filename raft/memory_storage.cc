@@ -82,6 +82,12 @@ absl::Status MemoryStorage::Append(const std::vector<Entry>& entries) {
 
 void MemoryStorage::SetHardState(const HardState& hs) { hard_state_ = hs; }
 
+absl::Status MemoryStorage::TruncateAfter(uint64_t index) {
+  if (index < offset()) return CompactedError();
+  if (index < LastIndex()) ents_.resize(index - offset() + 1);
+  return absl::OkStatus();
+}
+
 absl::Status MemoryStorage::Persist(const PersistRequest& request) {
   // Validate everything first so that a failure changes nothing.
   uint64_t first = FirstIndex();

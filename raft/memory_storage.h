@@ -37,6 +37,8 @@ class MemoryStorage : public LogStorage {
   // then entries (truncating any suffix from the first new index; entries at
   // or below the compaction point are skipped), then the hard state.
   absl::Status Persist(const PersistRequest& request) override;
+  // Every write is durable when it returns: nothing to do.
+  absl::Status Sync() override { return absl::OkStatus(); }
   // Requires snapshot index <= index <= max(commit, snapshot index) and
   // index <= LastIndex(); FailedPrecondition otherwise.
   absl::Status CreateSnapshot(uint64_t index, const ConfState& conf_state,
@@ -50,6 +52,9 @@ class MemoryStorage : public LogStorage {
   absl::Status Append(const std::vector<Entry>& entries);
   // Replaces the hard state.
   void SetHardState(const HardState& hs);
+  // Drops every entry after `index` (at or above the compaction point), as a
+  // crash that loses appends written but never synced would.
+  absl::Status TruncateAfter(uint64_t index);
   // Replaces the whole state with `snapshot` (as Persist with a snapshot).
   absl::Status ApplySnapshot(const Snapshot& snapshot);
   // The persisted hard state.

@@ -228,6 +228,7 @@ Ready Node::Impl::GetReady() {
   rd.read_states = std::move(read_states_);
   read_states_.clear();
   rd.must_sync = !rd.entries.empty() || rd.snapshot.has_value() || term_or_vote_changed;
+  rd.term_or_vote_changed = term_or_vote_changed;
 
   raft_log_.unstable().AcceptInProgress();
   if (!rd.committed_entries.empty()) {
@@ -236,7 +237,7 @@ Ready Node::Impl::GetReady() {
   return rd;
 }
 
-void Node::Impl::Advance(const Ready& rd) {
+void Node::Impl::Advance(const Ready& rd, bool durable) {
   if (rd.snapshot.has_value()) {
     const uint64_t idx = rd.snapshot->metadata().index();
     raft_log_.unstable().StableSnapTo(idx);
@@ -245,12 +246,7 @@ void Node::Impl::Advance(const Ready& rd) {
   if (!rd.entries.empty()) {
     const Entry& last = rd.entries.back();
     raft_log_.unstable().StableTo(last.index(), last.term());
-    // The leader's own entries count toward commitment only once durable
-    // (Raft thesis 10.2.1): this is its self-acknowledgement.
-    if (role_ == Role::kLeader && raft_log_.MatchTerm(last.index(), last.term())) {
-      auto it = prs_.find(id_);
-      if (it != prs_.end()) it->second.MaybeUpdate(last.index());
-    }
+    if (durable) CountOwnDurableEntries(last.index(), last.term());
   }
   if (!rd.committed_entries.empty()) {
     for (const Entry& e : rd.committed_entries) {
@@ -265,6 +261,20 @@ void Node::Impl::Advance(const Ready& rd) {
     }
     raft_log_.AppliedTo(rd.committed_entries.back().index());
   }
+  if (role_ == Role::kLeader && MaybeCommit()) AfterCommitAdvanced();
+}
+
+void Node::Impl::CountOwnDurableEntries(uint64_t index, uint64_t term) {
+  // The leader's own entries count toward commitment only once durable
+  // (Raft thesis 10.2.1): this is its self-acknowledgement. A term mismatch
+  // means the report is about entries this log no longer holds.
+  if (role_ != Role::kLeader || !raft_log_.MatchTerm(index, term)) return;
+  auto it = prs_.find(id_);
+  if (it != prs_.end()) it->second.MaybeUpdate(index);
+}
+
+void Node::Impl::MarkDurable(uint64_t index, uint64_t term) {
+  CountOwnDurableEntries(index, term);
   if (role_ == Role::kLeader && MaybeCommit()) AfterCommitAdvanced();
 }
 
@@ -419,7 +429,11 @@ void Node::ReportSnapshot(uint64_t peer, bool success) { impl_->ReportSnapshot(p
 
 bool Node::HasReady() const { return impl_->HasReady(); }
 Ready Node::GetReady() { return impl_->GetReady(); }
-void Node::Advance(const Ready& ready) { impl_->Advance(ready); }
+void Node::Advance(const Ready& ready) { impl_->Advance(ready, /*durable=*/true); }
+void Node::AdvanceWritten(const Ready& ready) {
+  impl_->Advance(ready, /*durable=*/impl_->cfg_.testing_count_unsynced_entries);
+}
+void Node::MarkDurable(uint64_t index, uint64_t term) { impl_->MarkDurable(index, term); }
 NodeStatus Node::Status() const { return impl_->Status(); }
 uint64_t Node::id() const { return impl_->id_; }
 uint64_t Node::term() const { return impl_->term_; }

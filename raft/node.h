@@ -17,6 +17,10 @@
 //       node.Advance(rd);
 //     }
 //   }
+//
+// A driver may also write a Ready's entries without waiting for them to be
+// durable (AdvanceWritten), sync later off the loop, and report the sync with
+// MarkDurable; see AdvanceWritten for when that is allowed.
 #pragma once
 
 #include <cstdint>
@@ -76,6 +80,10 @@ struct Config {
   // soon as a quorum stores it, violating Figure 2's rule (section 5.4.2).
   // The simulator's checker must catch this; never set it elsewhere.
   bool testing_unsafe_commit_prior_term = false;
+  // TESTING ONLY. When set, AdvanceWritten counts the leader's written but
+  // unsynced entries toward commitment, so a crash can lose a committed
+  // entry. The simulator's checker must catch this; never set it elsewhere.
+  bool testing_count_unsynced_entries = false;
 };
 
 // One batch of work for the driver. Each field says what must happen before
@@ -102,7 +110,7 @@ struct Ready {
   // Leader replication traffic (MSG_APP, MSG_HEARTBEAT, MSG_SNAP,
   // MSG_TIMEOUT_NOW). May be sent before or while this Ready is persisted
   // (Raft thesis 10.2.1): the leader counts its own entries toward commitment
-  // only in a later Ready, after this one is durable.
+  // only once told they are durable (Advance or MarkDurable).
   std::vector<Message> replication_messages;
 
   // All other messages (votes, acknowledgements, read-index replies). Send
@@ -117,6 +125,10 @@ struct Ready {
   // True when the write of this Ready must be synced (it has entries, a
   // snapshot, or a changed term or vote).
   bool must_sync = false;
+
+  // True when `hard_state` changes the term or the vote. Such a Ready must be
+  // persisted synchronously (see AdvanceWritten).
+  bool term_or_vote_changed = false;
 };
 
 class Node {
@@ -181,9 +193,26 @@ class Node {
   bool HasReady() const;
   // Collects pending work. Call Advance(ready) before the next GetReady().
   Ready GetReady();
-  // Marks `ready` as done: its entries and snapshot durable, its committed
-  // entries applied.
+  // Marks `ready` as done: its entries and snapshot durable (and, as a
+  // synced write does, every entry written before it), its committed entries
+  // applied.
   void Advance(const Ready& ready);
+
+  // Like Advance, but the Ready's entries and hard state are only written:
+  // readable through Storage, not yet durable. A leader does not count them
+  // toward commitment until MarkDurable reports them (thesis 10.2.1), so its
+  // followers alone can commit them meanwhile. Allowed only for a Ready
+  // without a snapshot and without term_or_vote_changed; its `messages` must
+  // still wait until the write is durable, and a later synchronous persist
+  // must make every earlier write durable too (a node must not win an
+  // election with entries that are not durable).
+  void AdvanceWritten(const Ready& ready);
+
+  // Reports that this node's log through `index`, whose entry has `term`, is
+  // durable. A leader counts it as its own acknowledgement and may commit.
+  // Reports about entries the log no longer holds (another term at `index`)
+  // or already counted are ignored.
+  void MarkDurable(uint64_t index, uint64_t term);
 
   NodeStatus Status() const;
   uint64_t id() const;

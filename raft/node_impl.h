@@ -35,7 +35,13 @@ class Node::Impl {
   void ReportSnapshot(uint64_t peer, bool success);
   bool HasReady() const;
   Ready GetReady();
-  void Advance(const Ready& rd);
+  // `durable`: the Ready's entries are durable (Node::Advance), or only
+  // written (Node::AdvanceWritten; MarkDurable follows).
+  void Advance(const Ready& rd, bool durable);
+  void MarkDurable(uint64_t index, uint64_t term);
+  // Leader: counts its log through `index` (if it has `term` there) as its
+  // own acknowledgement.
+  void CountOwnDurableEntries(uint64_t index, uint64_t term);
   NodeStatus Status() const;
   ConfState GetConfState() const;
 

@@ -81,9 +81,15 @@ struct PersistRequest {
 };
 
 // The write side. Calls come from one thread (the driver); reads may come from
-// the same thread only.
+// the same thread only. The one exception is Sync(), which another thread may
+// call while the driver writes and reads.
 class LogStorage : public Storage {
  public:
+  // Makes every Persist that returned before this call durable, including
+  // those written with sync == false. Thread-safe against the driver's calls.
+  // A non-OK status means the caller must stop, as for Persist.
+  virtual absl::Status Sync() = 0;
+
   // Applies `request` atomically. Preconditions: entries are contiguous; the
   // first entry's index is in [FirstIndex(), LastIndex()+1] (after applying the
   // snapshot, if any). A non-OK status means nothing may be assumed durable:

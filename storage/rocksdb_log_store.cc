@@ -327,6 +327,12 @@ void RocksDbLogStore::CacheTrimFront() {
   }
 }
 
+absl::Status RocksDbLogStore::Sync() {
+  rocksdb::Status rs = db_->SyncWAL();
+  if (!rs.ok()) WriteFailed("syncing the log", rs.ToString());
+  return absl::OkStatus();
+}
+
 absl::Status RocksDbLogStore::Persist(const raft::PersistRequest& request) {
   // Validate everything first so that a rejected request writes nothing.
   uint64_t first = FirstIndex();

@@ -29,7 +29,8 @@
 // Cache. The newest entries (bounded by count and bytes) are kept in memory,
 // so a leader replicating recent entries rarely reads RocksDB.
 //
-// Threading: as raft::LogStorage -- one thread calls everything.
+// Threading: as raft::LogStorage -- one thread calls everything but Sync(),
+// which touches only the RocksDB handle (itself thread-safe).
 #pragma once
 
 #include <cstdint>
@@ -100,6 +101,9 @@ class RocksDbLogStore : public raft::LogStorage {
   // deleted) and the hard state, synced when request.sync. Returns OK only
   // when all of it is written (and durable if sync). Write errors fail-stop.
   absl::Status Persist(const raft::PersistRequest& request) override;
+  // fdatasyncs the WAL (RocksDB's SyncWAL), which holds every earlier write.
+  // The one method safe to call from another thread. Errors fail-stop.
+  absl::Status Sync() override;
   // Preconditions as MemoryStorage: snapshot index <= index <=
   // max(commit, snapshot index), index <= LastIndex(), index >= compaction
   // point. Writes the file, then records its metadata with a synced write,

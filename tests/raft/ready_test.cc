@@ -81,6 +81,67 @@ TEST_CASE("Ready: a leader counts its own entry toward a quorum only after Advan
   CHECK(s.node->Status().commit == *idx);
 }
 
+// A leader whose write is only written, not synced (AdvanceWritten), with
+// follower 2 caught up through the no-op at index 4; returns the new index.
+static uint64_t ProposeWrittenNotDurable(Solo& s) {
+  s.Step(AppResp(2, 2, 4));
+  s.Drain();
+  auto idx = s.node->Propose("y");
+  Ready rd = s.node->GetReady();
+  Persist(*s.storage, rd);
+  s.node->AdvanceWritten(rd);
+  return idx.ok() ? *idx : 0;
+}
+
+TEST_CASE("Thesis 10.2.1: a leader does not count an entry it has written but not synced",
+          "[ready]") {
+  Solo s = Leader();
+  const uint64_t idx = ProposeWrittenNotDurable(s);
+  REQUIRE(idx == 5);
+  s.Step(AppResp(2, 2, idx));  // one follower of three: no quorum without the leader
+  CHECK(s.node->Status().commit == 4);
+  s.node->MarkDurable(idx, s.node->term());
+  CHECK(s.node->Status().commit == idx);
+  Ready rd = s.node->GetReady();
+  REQUIRE(rd.committed_entries.size() == 1);
+  CHECK(rd.committed_entries[0].data() == "y");
+}
+
+TEST_CASE("Thesis 10.2.1: two followers commit an entry the leader has not yet synced", "[ready]") {
+  Solo s = Leader();
+  const uint64_t idx = ProposeWrittenNotDurable(s);
+  s.Step(AppResp(2, 2, idx));
+  s.Step(AppResp(3, 2, idx));
+  CHECK(s.node->Status().commit == idx);
+}
+
+TEST_CASE("MarkDurable for an entry of another term, or already counted, changes nothing",
+          "[ready]") {
+  Solo s = Leader();
+  const uint64_t idx = ProposeWrittenNotDurable(s);
+  s.Step(AppResp(2, 2, idx));
+  s.node->MarkDurable(idx, s.node->term() - 1);
+  CHECK(s.node->Status().commit == 4);
+  s.node->MarkDurable(4, s.node->term());
+  CHECK(s.node->Status().commit == 4);
+  CHECK(s.node->Status().progress.at(1).match == 4);
+}
+
+TEST_CASE("Ready: term_or_vote_changed is set only with a new term or vote", "[ready]") {
+  Solo f = Follower();
+  f.Drain();
+  f.node->Campaign();
+  Ready rd = f.node->GetReady();
+  CHECK(rd.term_or_vote_changed);
+  Persist(*f.storage, rd);
+  f.node->Advance(rd);
+  Solo s = Leader();
+  s.Step(AppResp(2, 2, 4));
+  rd = s.node->GetReady();
+  REQUIRE(rd.hard_state.has_value());  // the commit moved
+  CHECK_FALSE(rd.term_or_vote_changed);
+}
+
 TEST_CASE("Ready: committed entries never run ahead of what this node has persisted", "[ready]") {
   Solo f = Follower();
   f.Drain();

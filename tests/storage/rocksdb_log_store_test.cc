@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <random>
+#include <thread>
 
 #include "storage/file_util.h"
 #include "tests/storage/test_util.h"
@@ -40,6 +42,36 @@ TEST_CASE("recent entries are served from the cache without reading RocksDB", "[
   REQUIRE(f.store().Entries(50, 101, UINT64_MAX)->size() == 51);
   REQUIRE(*f.store().Term(99) == 1);
   CHECK(f.rocks().cache_misses() == 0);
+}
+
+TEST_CASE("Sync from another thread while the driver writes unsynced batches loses nothing",
+          "[rocksdb]") {
+  RocksFixture f;
+  std::atomic<bool> writing{true};
+  std::atomic<int> syncs{0};
+  std::thread syncer([&] {
+    while (writing.load()) {
+      if (f.store().Sync().ok()) syncs.fetch_add(1);
+    }
+  });
+  // Write until the syncer has run several times meanwhile (bounded).
+  uint64_t last = 0;
+  while (last < 400 || (syncs.load() < 3 && last < 200000)) {
+    ++last;
+    PersistRequest req;
+    req.entries = MakeEntries(last, last, 1);
+    req.sync = false;
+    REQUIRE(f.store().Persist(req).ok());
+    // The driver keeps reading while the syncer runs.
+    REQUIRE(*f.store().Term(last) == 1);
+  }
+  writing.store(false);
+  syncer.join();
+  REQUIRE(f.store().Sync().ok());
+  CHECK(syncs.load() >= 3);
+  f.Reopen();
+  CHECK(f.store().LastIndex() == last);
+  CHECK(f.store().Entries(1, last + 1, UINT64_MAX)->size() == last);
 }
 
 TEST_CASE("entries evicted from the cache are read back from RocksDB intact", "[rocksdb]") {
