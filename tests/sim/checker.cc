@@ -88,6 +88,12 @@ void SafetyChecker::ObserveCompact(uint64_t id, uint64_t index) {
   log.base = index;
 }
 
+void SafetyChecker::ObserveLostSuffix(uint64_t id, uint64_t index) {
+  ShadowLog& log = shadow_[id];
+  if (index < log.base || index >= log.last()) return;
+  log.entries.resize(index - log.base + 1);
+}
+
 void SafetyChecker::ObserveRole(uint64_t id, uint64_t term, raft::Role role) {
   if (role != raft::Role::kLeader) return;
   auto [it, inserted] = leader_of_term_.try_emplace(term, id);

@@ -57,6 +57,8 @@ class SafetyChecker {
   void ObservePersist(uint64_t id, const raft::PersistRequest& request);
   // Node `id` compacted its store up to and including `index`.
   void ObserveCompact(uint64_t id, uint64_t index);
+  // Node `id` lost every entry after `index` (appends it never synced).
+  void ObserveLostSuffix(uint64_t id, uint64_t index);
 
   // Node `id` (re)started with a state machine restored to `applied`
   // (0 = empty) whose digest is `digest`.

@@ -38,4 +38,18 @@ struct ScenarioOutcome {
 ScenarioOutcome RunFigure8Scenario(bool unsafe_commit_prior_term, uint64_t seed,
                                    bool verbose = false);
 
+// Raft thesis 10.2.1 on three nodes whose writes are synced after the fact
+// (Node::AdvanceWritten, as the replica's LogSyncer does):
+//   1. P leads; its syncs are held, and R is cut off from it.
+//   2. P proposes X; Q stores and acknowledges it. P has X written, not
+//      synced: a correct leader does not count itself, so X (on Q only of
+//      three) is not committed. With
+//      raft::Config::testing_count_unsynced_entries it is, and P applies X.
+//   3. P crashes and loses X; Q is cut off; P restarts and P or R wins a new
+//      term without X.
+// With the unsafe rule the checker must report Leader Completeness; with the
+// correct rule the run completes and then heals and passes the liveness check.
+ScenarioOutcome RunUnsyncedLeaderScenario(bool count_unsynced_entries, uint64_t seed,
+                                          bool verbose = false);
+
 }  // namespace raftlock::sim

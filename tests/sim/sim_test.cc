@@ -100,6 +100,30 @@ TEST_CASE("Figure 8: the same schedule with the correct commit rule is safe and 
   }
 }
 
+TEST_CASE("Thesis 10.2.1: a leader counting its unsynced entries is reported after a crash",
+          "[sim][broken-rule]") {
+  for (uint64_t seed : {1, 2, 3}) {
+    ScenarioOutcome out = RunUnsyncedLeaderScenario(/*count_unsynced_entries=*/true, seed);
+    INFO("seed " << seed << "\n" << out.narrative);
+    REQUIRE(out.violation.has_value());
+    INFO(out.violation->property << ": " << out.violation->detail);
+    CHECK((out.violation->property == "Leader Completeness" ||
+           out.violation->property == "State Machine Safety"));
+    CHECK(out.stages_done >= 2);  // the violation came from the scripted schedule
+  }
+}
+
+TEST_CASE("Thesis 10.2.1: the same schedule with unsynced entries not counted is safe and live",
+          "[sim][broken-rule]") {
+  for (uint64_t seed : {1, 2, 3}) {
+    ScenarioOutcome out = RunUnsyncedLeaderScenario(/*count_unsynced_entries=*/false, seed);
+    INFO("seed " << seed << "\n" << out.narrative);
+    if (out.violation) INFO(out.violation->property << ": " << out.violation->detail);
+    CHECK_FALSE(out.violation.has_value());
+    CHECK(out.completed);
+  }
+}
+
 // ---- Liveness ----
 
 TEST_CASE("liveness: after heavy faults heal, a leader commits within the bound", "[sim]") {

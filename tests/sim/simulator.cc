@@ -225,11 +225,22 @@ void Simulation::DriveReady(SimNode& n) {
     const bool replicate_early = rng_.Chance(0.5);
     if (replicate_early) SendAll(n, rd.replication_messages);
 
+    // node.h: a new term or vote, or a snapshot, is synced together with
+    // every earlier write; anything else may be synced later.
+    const bool deferred = !rd.snapshot.has_value() && !rd.term_or_vote_changed &&
+                          rng_.Chance(options_.deferred_sync_rate);
+    // The synced write below makes every earlier one durable; as with
+    // LogSyncer::WaitIdle, their messages leave first and the node hears of
+    // it after this Ready.
+    const std::optional<std::pair<uint64_t, uint64_t>> synced_before =
+        deferred ? std::nullopt : CompleteSyncs(n);
+    const uint64_t last_before = n.storage->LastIndex();
+
     raft::PersistRequest write;
     write.snapshot = rd.snapshot;
     write.entries = rd.entries;
     write.hard_state = rd.hard_state;
-    write.sync = rd.must_sync;
+    write.sync = rd.must_sync && !deferred;
     const bool has_write = write.snapshot || !write.entries.empty() || write.hard_state;
     if (has_write) {
       if (n.pending_crash == CrashPoint::kBeforePersist) {
@@ -253,7 +264,19 @@ void Simulation::DriveReady(SimNode& n) {
       }
     }
     if (!replicate_early) SendAll(n, rd.replication_messages);
-    SendAll(n, rd.messages);
+    if (deferred && (!rd.entries.empty() || !n.unsynced.empty())) {
+      SimNode::UnsyncedWrite pending;
+      if (!rd.entries.empty()) {
+        pending.first_index = rd.entries.front().index();
+        pending.last_index = rd.entries.back().index();
+        pending.last_term = rd.entries.back().term();
+        pending.appends_only = pending.first_index == last_before + 1;
+      }
+      pending.messages = std::move(rd.messages);
+      n.unsynced.push_back(std::move(pending));
+    } else {
+      SendAll(n, rd.messages);
+    }
 
     if (rd.snapshot.has_value()) {
       const raft::SnapshotMetadata& md = rd.snapshot->metadata();
@@ -287,8 +310,58 @@ void Simulation::DriveReady(SimNode& n) {
       pending_reads_.erase(it);
       ++stats_.reads_checked;
     }
-    n.node->Advance(rd);
+    if (deferred) {
+      n.node->AdvanceWritten(rd);
+    } else {
+      n.node->Advance(rd);
+      if (synced_before) n.node->MarkDurable(synced_before->first, synced_before->second);
+    }
   }
+}
+
+void Simulation::FinishSyncs(SimNode& n) {
+  if (auto durable = CompleteSyncs(n)) n.node->MarkDurable(durable->first, durable->second);
+}
+
+std::optional<std::pair<uint64_t, uint64_t>> Simulation::CompleteSyncs(SimNode& n) {
+  if (n.unsynced.empty() || !n.node) return std::nullopt;
+  if (absl::Status s = n.storage->Sync(); !s.ok()) {
+    checker_.Report("Storage", absl::StrCat("node ", n.id, ": Sync failed: ", s.ToString()));
+  }
+  std::vector<SimNode::UnsyncedWrite> done = std::move(n.unsynced);
+  n.unsynced.clear();
+  uint64_t last_index = 0;
+  uint64_t last_term = 0;
+  for (SimNode::UnsyncedWrite& w : done) {
+    SendAll(n, w.messages);
+    if (w.last_index != 0) {
+      last_index = w.last_index;
+      last_term = w.last_term;
+    }
+  }
+  if (last_index == 0) return std::nullopt;
+  Trace(absl::StrCat("n", n.id, " synced through ", last_index, "/", last_term));
+  return std::make_pair(last_index, last_term);
+}
+
+void Simulation::LoseUnsyncedWrites(SimNode& n) {
+  std::vector<SimNode::UnsyncedWrite> lost = std::move(n.unsynced);
+  n.unsynced.clear();
+  auto* memory = dynamic_cast<raft::MemoryStorage*>(n.storage.get());
+  uint64_t first = 0;
+  for (const SimNode::UnsyncedWrite& w : lost) {
+    // An overwrite cannot be undone here; keep the log (a crash may lose
+    // nothing, so this only covers fewer cases).
+    if (!w.appends_only) return;
+    if (first == 0 && w.first_index != 0) first = w.first_index;
+  }
+  if (memory == nullptr || first == 0 || first <= memory->FirstIndex()) return;
+  if (!memory->TruncateAfter(first - 1).ok()) return;
+  raft::HardState hs = memory->hard_state();
+  if (hs.commit() > first - 1) hs.set_commit(first - 1);
+  memory->SetHardState(hs);
+  checker_.ObserveLostSuffix(n.id, first - 1);
+  Trace(absl::StrCat("n", n.id, " lost its unsynced entries from ", first));
 }
 
 void Simulation::SendAll(SimNode& n, const std::vector<raft::Message>& messages) {
@@ -361,6 +434,13 @@ void Simulation::Step() {
     if (random_faults_ && rng_.Chance(options_.faults.tick_skip_rate)) continue;
     n.node->Tick();
     AfterInput(n);
+  }
+  for (SimNode& n : nodes_) {
+    if (n.node && !n.unsynced.empty() && !n.syncs_held &&
+        rng_.Chance(options_.sync_complete_rate)) {
+      FinishSyncs(n);
+      AfterInput(n);
+    }
   }
   InFlight f;
   while (network_.PopDue(now_, &f)) Deliver(f);
@@ -521,6 +601,8 @@ void Simulation::DefaultClient() {
 void Simulation::CrashNow(SimNode& n, int64_t down_ticks) {
   if (!n.node) return;
   ++stats_.crashes;
+  LoseUnsyncedWrites(n);
+  n.syncs_held = false;
   n.node.reset();
   n.state_machine.reset();
   n.pending_crash = CrashPoint::kNone;
@@ -530,6 +612,8 @@ void Simulation::CrashNow(SimNode& n, int64_t down_ticks) {
 }
 
 void Simulation::Crash(uint64_t id) { CrashNow(at(id), -1); }
+
+void Simulation::HoldSyncs(uint64_t id, bool held) { at(id).syncs_held = held; }
 
 void Simulation::Restart(uint64_t id) {
   SimNode& n = at(id);
@@ -612,6 +696,7 @@ absl::Status Simulation::TransferLeader(uint64_t leader, uint64_t target) {
 absl::Status Simulation::Compact(uint64_t id, uint64_t keep) {
   SimNode& n = at(id);
   if (!n.node) return absl::UnavailableError("node is down");
+  FinishSyncs(n);  // a snapshot is written with a synced write
   if (absl::Status s =
           n.storage->CreateSnapshot(n.applied, n.node->conf_state(), n.state_machine->Snapshot());
       !s.ok()) {

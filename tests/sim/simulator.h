@@ -82,6 +82,13 @@ struct SimOptions {
   bool randomize_config = true;
   // Figure 8's broken commit rule (raft::Config); the checker must object.
   bool unsafe_commit_prior_term = false;
+  // Chance that a node writes a Ready without syncing it (Node::AdvanceWritten,
+  // as server/node/log_syncer.h does): its acknowledgements wait, and a later
+  // step syncs (MarkDurable). A crash before that sync loses those appends
+  // (MemoryStorage only). 0 syncs every Ready at once.
+  double deferred_sync_rate = 0.5;
+  // Chance per step that a node's unsynced writes finish syncing.
+  double sync_complete_rate = 0.5;
   // Applied last to every node's raft::Config (after randomization).
   std::function<void(raft::Config&)> configure_node;
 
@@ -176,6 +183,9 @@ class Simulation {
   bool CheckLiveness();
 
   void Crash(uint64_t id);
+  // While held, node `id`'s unsynced writes stay unsynced (until a Ready that
+  // must sync, or a crash, which loses them).
+  void HoldSyncs(uint64_t id, bool held);
   void Restart(uint64_t id);
   void Campaign(uint64_t id);
   absl::StatusOr<uint64_t> Propose(uint64_t id, std::string data);
@@ -224,6 +234,16 @@ class Simulation {
     int64_t restart_at = -1;  // -1: stays down until Restart()
     CrashPoint pending_crash = CrashPoint::kNone;
     int64_t pending_down_ticks = 0;
+    // Writes made with AdvanceWritten and not yet synced, oldest first.
+    struct UnsyncedWrite {
+      uint64_t first_index = 0;  // 0: no entries
+      uint64_t last_index = 0;
+      uint64_t last_term = 0;
+      bool appends_only = true;             // extends the log; overwrites nothing
+      std::vector<raft::Message> messages;  // sent once synced
+    };
+    std::vector<UnsyncedWrite> unsynced;
+    bool syncs_held = false;
   };
 
   SimNode& at(uint64_t id) { return nodes_[id - 1]; }
@@ -237,6 +257,14 @@ class Simulation {
   void SendAll(SimNode& n, const std::vector<raft::Message>& messages);
   void Deliver(const InFlight& f);
   void CrashNow(SimNode& n, int64_t down_ticks);
+  // The sync of every unsynced write completes: their messages leave and the
+  // node learns its log is durable (MarkDurable).
+  void FinishSyncs(SimNode& n);
+  // FinishSyncs without telling the node: returns the last durable entry
+  // (index, term) for a MarkDurable after the Ready in progress.
+  std::optional<std::pair<uint64_t, uint64_t>> CompleteSyncs(SimNode& n);
+  // A crash drops the unsynced appends (and the commit they carried).
+  void LoseUnsyncedWrites(SimNode& n);
   void InjectRandomFaults();
   void StartRandomPartition();
   void DefaultClient();
