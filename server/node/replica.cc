@@ -97,6 +97,12 @@ absl::Status Replica::Start() {
   if (!node.ok()) return node.status();
   node_ = std::move(*node);
   soft_ = raft::SoftState{node_->leader(), node_->role()};
+  syncer_ = std::make_unique<LogSyncer>(
+      [this] { return storage_->Sync(); },
+      [this](std::vector<raft::Message> messages) { transport_->Send(std::move(messages)); },
+      [this](uint64_t index, uint64_t term) {
+        Post([this, index, term] { node_->MarkDurable(index, term); });
+      });
   next_tick_ = Clock::now() + options_.tick;
   last_time_advance_ = Clock::now();
   loop_ = std::thread([this] { Loop(); });
@@ -143,6 +149,7 @@ void Replica::Stop(bool transfer_leadership, std::chrono::milliseconds wait) {
   }
   wake_.notify_all();
   loop_.join();
+  syncer_->Stop();  // sends the acknowledgements whose writes it syncs
   transport_->Shutdown();
   FailPending(absl::UnavailableError("the replica is shutting down"));
   for (auto& [command, done] : proposals_) {
@@ -336,17 +343,32 @@ void Replica::HandleReady() {
       transport_->Send(std::move(rd.replication_messages));
       rd.replication_messages.clear();
     }
+    // A new term or vote, or a snapshot, is written synchronously after every
+    // earlier write is durable; anything else is written now and synced by
+    // the syncer, which then sends the acknowledgements that waited for it.
+    const bool sync_on_loop = rd.snapshot.has_value() || rd.term_or_vote_changed;
+    if (sync_on_loop) syncer_->WaitIdle();
     if (rd.snapshot || !rd.entries.empty() || rd.hard_state) {
       raft::PersistRequest request;
       request.snapshot = rd.snapshot;
       request.entries = rd.entries;
       request.hard_state = rd.hard_state;
-      request.sync = rd.must_sync;
+      request.sync = sync_on_loop && rd.must_sync;
       absl::Status status = storage_->Persist(request);
       if (!status.ok()) storage::FailStop("persisting a Raft Ready", status.ToString());
     }
     // Votes and acknowledgements only after the write is durable.
-    if (!rd.messages.empty()) {
+    if (!sync_on_loop && (rd.must_sync || (!rd.messages.empty() && !syncer_->Idle()))) {
+      LogSyncer::Job job;
+      job.needs_sync = rd.must_sync;
+      if (!rd.entries.empty()) {
+        job.last_index = rd.entries.back().index();
+        job.last_term = rd.entries.back().term();
+      }
+      job.messages = std::move(rd.messages);
+      rd.messages.clear();
+      syncer_->Submit(std::move(job));
+    } else if (!rd.messages.empty()) {
       transport_->Send(std::move(rd.messages));
       rd.messages.clear();
     }
@@ -369,7 +391,11 @@ void Replica::HandleReady() {
     }
     AnswerReads();
     if (rd.soft_state) OnRoleChange(*rd.soft_state);
-    node_->Advance(rd);
+    if (sync_on_loop) {
+      node_->Advance(rd);
+    } else {
+      node_->AdvanceWritten(rd);  // MarkDurable follows from the syncer
+    }
     MaybeSnapshot();
   }
 }

@@ -3,11 +3,14 @@
 // One thread (the loop) owns the raft::Node, the log store and the lock state
 // machine. Everything else talks to it through a queue: peer messages from the
 // transport, proposals and reads from the API, admin requests. For each Ready
-// the loop sends the leader's replication messages, persists (one batch, one
-// fsync), sends the remaining messages, applies committed entries, answers the
-// waiting calls, and advances -- so all proposals queued meanwhile share one
-// Ready and one fsync, and the leader's disk write overlaps its
-// AppendEntries (Raft thesis 10.2.1).
+// the loop sends the leader's replication messages, writes the Ready (one
+// batch), applies committed entries, answers the waiting calls, and advances
+// -- so all proposals queued meanwhile share one Ready. The fsync happens on
+// the LogSyncer thread, one for every write made meanwhile, and the
+// acknowledgements go out after it; the leader counts its own entries only
+// once synced, so its disk write overlaps its followers' (Raft thesis
+// 10.2.1). A new term or vote, or a snapshot, is synced on the loop before
+// anything that depends on it is sent.
 //
 // Callbacks given to the public methods run on the loop thread: they must be
 // quick and must not block (finish a gRPC reactor, queue work elsewhere).
@@ -32,6 +35,7 @@
 #include "raft/node.h"
 #include "server/lock/lock_state_machine.h"
 #include "server/node/leader_clock.h"
+#include "server/node/log_syncer.h"
 #include "server/transport/transport.h"
 
 namespace spdlog {
@@ -170,6 +174,8 @@ class Replica : public TransportHandler {
   const std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<Transport> transport_;
   std::unique_ptr<raft::Node> node_;
+  // Syncs the loop's writes; created in Start(), stopped after the loop.
+  std::unique_ptr<LogSyncer> syncer_;
   lock::LockStateMachine state_;
   EventListener event_listener_;
 
