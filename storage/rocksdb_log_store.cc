@@ -50,9 +50,10 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
 // RocksDB options for a Raft log. The workload is: small appends, each
 // acknowledged only once durable; reads mostly of the newest entries (served
 // by our cache); whole prefixes deleted after a snapshot.
-//  - WAL on, and every Ready that must be durable is written with
-//    WriteOptions::sync: the WAL is the durability mechanism (one append, one
-//    fdatasync per Ready). use_fsync=false: fdatasync is enough for WAL
+//  - WAL on: it is the durability mechanism. A write with WriteOptions::sync
+//    is one append and one fdatasync; unsynced appends are made durable
+//    together by one Sync() (SyncWAL), which is how the replica groups many
+//    Readys into one fdatasync. use_fsync=false: fdatasync is enough for WAL
 //    appends; RocksDB fsyncs directories when it creates files.
 //  - wal_recovery_mode = kTolerateCorruptedTailRecords: an incomplete record
 //    at the very end of the WAL can only be a write that was never

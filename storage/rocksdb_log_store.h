@@ -19,7 +19,8 @@
 //
 // Durability. Each Persist is one RocksDB WriteBatch (snapshot metadata,
 // range deletes, entries, hard state), written with WriteOptions::sync ==
-// request.sync: one WAL append and one fdatasync. A snapshot image is written
+// request.sync: one WAL append and one fdatasync (or none, and a later Sync()
+// covers every unsynced append before it). A snapshot image is written
 // to snap/ (fsynced, renamed) before that batch records it, so the metadata
 // never points at a missing file. Any failed write or fsync calls FailStop()
 // (the process exits); the store never returns from a write it could not
