@@ -344,16 +344,12 @@ void Node::Impl::SetConfig(const ConfState& cs) {
 void Node::Impl::ResetProgress() {
   std::map<uint64_t, Progress> prs;
   const uint64_t next = raft_log_.LastIndex() + 1;
-  // A leader keeps its own match across a configuration change: entries it
-  // has written may not be durable yet (AdvanceWritten). Otherwise every
-  // entry was synced before this node could win its election.
-  auto old_self = prs_.find(id_);
-  const uint64_t self_match = role_ == Role::kLeader && old_self != prs_.end()
-                                  ? old_self->second.match
-                                  : raft_log_.PersistedLastIndex();
+  // Only a new leader uses its own match, and every entry it has written is
+  // durable by then: the driver synced its term change, after every earlier
+  // write, before the vote requests left (Node::AdvanceWritten).
   auto add = [&](uint64_t id, bool learner) {
     Progress p(next, cfg_.max_inflight_msgs, learner);
-    if (id == id_) p.match = self_match;
+    if (id == id_) p.match = raft_log_.PersistedLastIndex();
     prs.emplace(id, std::move(p));
   };
   for (uint64_t v : voters_) add(v, false);
