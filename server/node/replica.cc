@@ -82,6 +82,10 @@ absl::Status Replica::Start() {
     logger_->info("restored state machine from snapshot at index {}", applied_);
   }
 
+  // Entries written but never synced before a process crash are still
+  // readable now; make them durable before any acknowledgement can cover them.
+  if (absl::Status synced = storage_->Sync(); !synced.ok()) return synced;
+
   raft::Config config;
   config.id = options_.node_id;
   config.election_tick = options_.election_ticks;
