@@ -22,6 +22,10 @@ void LogSyncer::Submit(Job job) {
   work_ready_.notify_one();
 }
 
+bool LogSyncer::MayPrecedeSync(const raft::Message& message) {
+  return message.type() == raftlock::v1::MSG_HEARTBEAT_RESP;
+}
+
 bool LogSyncer::Idle() const {
   std::lock_guard<std::mutex> lock(mu_);
   return queue_.empty() && !busy_;

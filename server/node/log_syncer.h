@@ -57,6 +57,11 @@ class LogSyncer {
   // Finishes the queued jobs and joins the thread. Idempotent.
   void Stop();
 
+  // True for messages that claim nothing about this node's log (heartbeat
+  // responses), which may leave before earlier writes are durable: a busy
+  // disk then delays neither check-quorum nor ReadIndex rounds.
+  static bool MayPrecedeSync(const raft::Message& message);
+
  private:
   void Run();
 

@@ -369,9 +369,13 @@ void Replica::HandleReady() {
         job.last_index = rd.entries.back().index();
         job.last_term = rd.entries.back().term();
       }
-      job.messages = std::move(rd.messages);
+      std::vector<raft::Message> send_now;
+      for (raft::Message& m : rd.messages) {
+        (LogSyncer::MayPrecedeSync(m) ? send_now : job.messages).push_back(std::move(m));
+      }
       rd.messages.clear();
       syncer_->Submit(std::move(job));
+      if (!send_now.empty()) transport_->Send(std::move(send_now));
     } else if (!rd.messages.empty()) {
       transport_->Send(std::move(rd.messages));
       rd.messages.clear();

@@ -140,3 +140,19 @@ TEST_CASE("LogSyncer: Stop finishes the queued jobs first", "[log_syncer]") {
   CHECK(recorder.events() ==
         std::vector<std::string>{"sync", "durable 5/2", "sync", "send 9", "durable 9/2"});
 }
+
+TEST_CASE("LogSyncer: only heartbeat responses may leave before the log is durable",
+          "[log_syncer]") {
+  auto of_type = [](raftlock::v1::MessageType type) {
+    raftlock::raft::Message m;
+    m.set_type(type);
+    return m;
+  };
+  CHECK(LogSyncer::MayPrecedeSync(of_type(raftlock::v1::MSG_HEARTBEAT_RESP)));
+  // An append acknowledgement claims the entries are durable (Figure 2); a
+  // vote claims the recorded vote is.
+  CHECK_FALSE(LogSyncer::MayPrecedeSync(of_type(raftlock::v1::MSG_APP_RESP)));
+  CHECK_FALSE(LogSyncer::MayPrecedeSync(of_type(raftlock::v1::MSG_VOTE_RESP)));
+  CHECK_FALSE(LogSyncer::MayPrecedeSync(of_type(raftlock::v1::MSG_PRE_VOTE_RESP)));
+  CHECK_FALSE(LogSyncer::MayPrecedeSync(of_type(raftlock::v1::MSG_READ_INDEX_RESP)));
+}
