@@ -14,27 +14,37 @@ uint64_t TermAt(const Simulation& sim, uint64_t id, uint64_t index) {
   return term.ok() ? *term : 0;
 }
 
+// Options for a scripted run: exact one-tick links, the default
+// configuration, no client, no compaction; the script does everything.
+SimOptions ScriptedOptions(int num_nodes, uint64_t seed, bool verbose) {
+  SimOptions options;
+  options.seed = seed;
+  options.num_nodes = num_nodes;
+  options.faults = FaultProfile::None();
+  options.randomize_config = false;
+  options.client = [](Simulation&) {};
+  options.compaction_rate = 0;
+  options.verbose = verbose;
+  options.replay_program = "sim_test";
+  return options;
+}
+
+// Records that the next stage of the script happened.
+void Stage(ScenarioOutcome& out, const std::string& line) {
+  ++out.stages_done;
+  absl::StrAppend(&out.narrative, out.stages_done, ". ", line, "\n");
+}
+
 }  // namespace
 
 ScenarioOutcome RunFigure8Scenario(bool unsafe_commit_prior_term, uint64_t seed, bool verbose) {
   ScenarioOutcome out;
-  SimOptions options;
-  options.seed = seed;
-  options.num_nodes = 5;
-  options.faults = FaultProfile::None();  // every message takes exactly one tick
-  options.randomize_config = false;
+  SimOptions options = ScriptedOptions(5, seed, verbose);
   options.unsafe_commit_prior_term = unsafe_commit_prior_term;
   options.configure_node = [](raft::Config& c) { c.max_size_per_msg = 1; };
-  options.client = [](Simulation&) {};  // the script proposes
-  options.compaction_rate = 0;
-  options.verbose = verbose;
-  options.replay_program = "sim_test";
   Simulation sim(options);
   sim.set_random_faults(false);
-  auto stage = [&](std::string line) {
-    ++out.stages_done;
-    absl::StrAppend(&out.narrative, out.stages_done, ". ", line, "\n");
-  };
+  auto stage = [&](const std::string& line) { Stage(out, line); };
   auto finish = [&] {
     out.violation = sim.violation();
     return out;
@@ -137,25 +147,14 @@ ScenarioOutcome RunFigure8Scenario(bool unsafe_commit_prior_term, uint64_t seed,
 ScenarioOutcome RunUnsyncedLeaderScenario(bool count_unsynced_entries, uint64_t seed,
                                           bool verbose) {
   ScenarioOutcome out;
-  SimOptions options;
-  options.seed = seed;
-  options.num_nodes = 3;
-  options.faults = FaultProfile::None();
-  options.randomize_config = false;
+  SimOptions options = ScriptedOptions(3, seed, verbose);
   options.deferred_sync_rate = 1.0;  // every Ready that may be is synced later
   options.configure_node = [count_unsynced_entries](raft::Config& c) {
     c.testing_count_unsynced_entries = count_unsynced_entries;
   };
-  options.client = [](Simulation&) {};  // the script proposes
-  options.compaction_rate = 0;
-  options.verbose = verbose;
-  options.replay_program = "sim_test";
   Simulation sim(options);
   sim.set_random_faults(false);
-  auto stage = [&](std::string line) {
-    ++out.stages_done;
-    absl::StrAppend(&out.narrative, out.stages_done, ". ", line, "\n");
-  };
+  auto stage = [&](const std::string& line) { Stage(out, line); };
   auto finish = [&] {
     out.violation = sim.violation();
     return out;
