@@ -361,25 +361,7 @@ void Replica::HandleReady() {
       absl::Status status = storage_->Persist(request);
       if (!status.ok()) storage::FailStop("persisting a Raft Ready", status.ToString());
     }
-    // Votes and acknowledgements only after the write is durable.
-    if (!sync_on_loop && (rd.must_sync || (!rd.messages.empty() && !syncer_->Idle()))) {
-      LogSyncer::Job job;
-      job.needs_sync = rd.must_sync;
-      if (!rd.entries.empty()) {
-        job.last_index = rd.entries.back().index();
-        job.last_term = rd.entries.back().term();
-      }
-      std::vector<raft::Message> send_now;
-      for (raft::Message& m : rd.messages) {
-        (LogSyncer::MayPrecedeSync(m) ? send_now : job.messages).push_back(std::move(m));
-      }
-      rd.messages.clear();
-      syncer_->Submit(std::move(job));
-      if (!send_now.empty()) transport_->Send(std::move(send_now));
-    } else if (!rd.messages.empty()) {
-      transport_->Send(std::move(rd.messages));
-      rd.messages.clear();
-    }
+    SendAfterDurable(rd, sync_on_loop);
     if (rd.snapshot) {
       absl::Status restored = state_.Restore(rd.snapshot->data());
       if (!restored.ok()) {
@@ -406,6 +388,25 @@ void Replica::HandleReady() {
     }
     MaybeSnapshot();
   }
+}
+
+void Replica::SendAfterDurable(raft::Ready& rd, bool synced) {
+  std::vector<raft::Message> send_now;
+  LogSyncer::Job job;
+  // Unless this Ready was synced here, its entries and any write still in the
+  // syncer must be durable before an acknowledgement or vote leaves.
+  const bool wait = !synced && (rd.must_sync || !syncer_->Idle());
+  for (raft::Message& m : rd.messages) {
+    (wait && !LogSyncer::MayPrecedeSync(m) ? job.messages : send_now).push_back(std::move(m));
+  }
+  rd.messages.clear();
+  if (!synced && rd.must_sync) {
+    job.needs_sync = true;
+    job.last_index = rd.entries.back().index();
+    job.last_term = rd.entries.back().term();
+  }
+  if (job.needs_sync || !job.messages.empty()) syncer_->Submit(std::move(job));
+  if (!send_now.empty()) transport_->Send(std::move(send_now));
 }
 
 void Replica::ApplyCommitted(const std::vector<raft::Entry>& entries) {

@@ -158,6 +158,10 @@ class Replica : public TransportHandler {
   void FlushProposals();
   void FlushReads();
   void HandleReady();
+  // Sends rd.messages, or queues on the syncer those that must wait until
+  // the Ready's write (and every earlier one) is durable. `synced`: the loop
+  // already synced this Ready.
+  void SendAfterDurable(raft::Ready& rd, bool synced);
   void ApplyCommitted(const std::vector<raft::Entry>& entries);
   void AnswerReads();
   void OnRoleChange(const raft::SoftState& soft);
