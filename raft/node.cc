@@ -261,7 +261,7 @@ void Node::Impl::Advance(const Ready& rd, bool durable) {
     }
     raft_log_.AppliedTo(rd.committed_entries.back().index());
   }
-  if (role_ == Role::kLeader && MaybeCommit()) AfterCommitAdvanced();
+  if (role_ == Role::kLeader) AdvanceCommit();
 }
 
 void Node::Impl::CountOwnDurableEntries(uint64_t index, uint64_t term) {
@@ -275,7 +275,7 @@ void Node::Impl::CountOwnDurableEntries(uint64_t index, uint64_t term) {
 
 void Node::Impl::MarkDurable(uint64_t index, uint64_t term) {
   CountOwnDurableEntries(index, term);
-  if (role_ == Role::kLeader && MaybeCommit()) AfterCommitAdvanced();
+  if (role_ == Role::kLeader) AdvanceCommit();
 }
 
 NodeStatus Node::Impl::Status() const {

@@ -73,7 +73,11 @@ class Node::Impl {
   void SendTimeoutNow(uint64_t to);
   // Recomputes commit from the voters' match indexes (section 5.4.2).
   bool MaybeCommit();
-  void AfterCommitAdvanced();
+  // MaybeCommit, then, if the commit index moved: answers the reads waiting
+  // for it, and tells followers at once when the commit covers a pending
+  // configuration change or the entries a new leader inherited (others learn
+  // it from the next append or heartbeat). Returns whether it moved.
+  bool AdvanceCommit();
   void HandleAppendResponse(const Message& m);
   void HandleHeartbeatResponse(const Message& m);
   void HandleAppendEntries(const Message& m);

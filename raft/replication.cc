@@ -112,9 +112,19 @@ bool Node::Impl::MaybeCommit() {
   return raft_log_.MaybeCommit(mci, term_);
 }
 
-void Node::Impl::AfterCommitAdvanced() {
+bool Node::Impl::AdvanceCommit() {
+  const uint64_t previous = raft_log_.committed();
+  if (!MaybeCommit()) return false;
   ReleasePendingReads();
-  BcastAppend();  // tell followers the new commit index
+  // An append per commit would double the messages, follower wake-ups and
+  // acknowledgements of every write; followers learn most commits from the
+  // next append or heartbeat instead (within heartbeat_tick). A commit that
+  // changes the configuration, or that settles a new leader's inherited log,
+  // is announced now: a leader that removed itself sends no heartbeats.
+  if (previous < pending_conf_index_ && raft_log_.committed() >= pending_conf_index_) {
+    BcastAppend();
+  }
+  return true;
 }
 
 void Node::Impl::HandleAppendResponse(const Message& m) {
@@ -155,11 +165,9 @@ void Node::Impl::HandleAppendResponse(const Message& m) {
       pr.inflights.FreeLE(m.index());
       break;
   }
-  if (MaybeCommit()) {
-    AfterCommitAdvanced();
-  } else if (old_paused) {
-    MaybeSendAppend(m.from(), /*send_if_empty=*/true);
-  }
+  AdvanceCommit();
+  // A follower that was paused may lack the latest commit index.
+  if (old_paused) MaybeSendAppend(m.from(), /*send_if_empty=*/true);
   while (MaybeSendAppend(m.from(), /*send_if_empty=*/false)) {
   }
   if (m.from() == lead_transferee_ && pr.match == raft_log_.LastIndex()) {
@@ -412,11 +420,8 @@ void Node::Impl::ApplyConfChange(const ConfChange& cc) {
     BecomeFollower(term_, kNone);
     return;
   }
-  if (MaybeCommit()) {
-    AfterCommitAdvanced();
-  } else if (added) {
-    MaybeSendAppend(id, /*send_if_empty=*/true);
-  }
+  AdvanceCommit();
+  if (added) MaybeSendAppend(id, /*send_if_empty=*/true);
 }
 
 }  // namespace raftlock::raft

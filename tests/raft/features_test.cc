@@ -300,6 +300,7 @@ TEST_CASE("§7 a lagging follower catches up through a snapshot in a cluster", "
   CHECK(c.storage(3).GetSnapshot()->metadata().index() == commit);
   REQUIRE(c.node(1).Propose("after").ok());
   c.Stabilize();
+  c.Heartbeat(1);
   auto data = c.AppliedData(3);
   REQUIRE(!data.empty());
   CHECK(data.back() == "after");
@@ -420,6 +421,8 @@ TEST_CASE("thesis 4.1 a leader removed from the configuration steps down", "[con
   REQUIRE(c.node(1).ProposeConfChange(CC(CONF_CHANGE_REMOVE_NODE, 1)).ok());
   c.Stabilize();
   CHECK(c.node(1).role() == Role::kFollower);
+  // The followers heard of the commit at once: the old leader sends no
+  // heartbeat after stepping down.
   CHECK(Voters(c.node(2)) == std::vector<uint64_t>{2, 3});
   c.node(2).Campaign();
   c.Stabilize();

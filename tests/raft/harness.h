@@ -253,6 +253,13 @@ class Cluster {
     }
   }
 
+  // One heartbeat round from `leader`, to quiescence: followers learn the
+  // leader's commit index from it (a commit is not announced on its own).
+  void Heartbeat(uint64_t leader) {
+    Tick(leader);
+    Stabilize();
+  }
+
   // Campaigns `id` and runs to quiescence.
   void Elect(uint64_t id) {
     node(id).Campaign();

@@ -272,11 +272,13 @@ TEST_CASE("restart: a node that crashed before persisting loses only undurable s
   c.Elect(1);
   REQUIRE(c.node(1).Propose("kept").ok());
   c.Stabilize();
+  c.Heartbeat(1);
   c.Start(2);  // crash-restart node 2 from what it persisted
   CHECK(c.node(2).Status().commit == c.node(1).Status().commit);
   CHECK(c.node(2).term() == c.node(1).term());
   REQUIRE(c.node(1).Propose("next").ok());
   c.Stabilize();
+  c.Heartbeat(1);
   CHECK(c.node(2).Status().commit == c.node(1).Status().commit);
 }
 

@@ -139,6 +139,7 @@ TEST_CASE("§5.3 divergent follower logs converge to the leader's (Log Matching)
   REQUIRE(c.Leader() == 1);
   const uint64_t p = *c.node(1).Propose("after");
   c.Stabilize();
+  c.Heartbeat(1);
   const std::vector<uint64_t> want = Terms(c.storage(1));
   CHECK(Terms(c.storage(2)) == want);
   CHECK(Terms(c.storage(3)) == want);
@@ -184,10 +185,44 @@ TEST_CASE("§5.4.2 an entry replicated on a majority is committed and applied ev
   auto idx = c.node(1).Propose("x");
   REQUIRE(idx.ok());
   c.Stabilize();
+  CHECK(c.node(1).Status().commit == *idx);
+  c.Heartbeat(1);  // followers learn the commit index from the next heartbeat
   for (uint64_t id : c.ids()) {
     CHECK(c.AppliedData(id) == std::vector<std::string>{"x"});
     CHECK(c.node(id).Status().commit == *idx);
   }
+}
+
+TEST_CASE("a commit is announced by the next append or heartbeat, not by an append of its own",
+          "[commit][heartbeat]") {
+  Solo s = Leader();
+  s.Step(AppResp(2, 2, 4));  // commits the no-op
+  s.Drain();
+  REQUIRE(s.node->Propose("x").ok());  // index 5
+  s.Drain();
+  s.Step(AppResp(2, 2, 5));
+  REQUIRE(s.node->Status().commit == 5);
+  CHECK(OfType(s.Drain(), MSG_APP).empty());
+  REQUIRE(s.node->Propose("y").ok());
+  auto apps = OfType(s.Drain(), MSG_APP);
+  REQUIRE(apps.size() == 1);
+  CHECK(apps[0].to() == 2);
+  CHECK(apps[0].commit() == 5);
+  s.Ticks(1);  // heartbeat_tick
+  auto hbs = OfType(s.Drain(), MSG_HEARTBEAT);
+  REQUIRE(hbs.size() == 2);
+  for (const Message& hb : hbs) CHECK(hb.commit() == (hb.to() == 2 ? 5u : 0u));
+}
+
+TEST_CASE("a new leader announces at once the commit that settles the log it inherited",
+          "[commit]") {
+  Solo s = Leader();
+  s.Step(AppResp(2, 2, 4));  // commits the no-op and every entry before it
+  REQUIRE(s.node->Status().commit == 4);
+  auto apps = OfType(s.Drain(), MSG_APP);
+  REQUIRE(apps.size() == 1);  // node 3 is still being probed
+  CHECK(apps[0].to() == 2);
+  CHECK(apps[0].commit() == 4);
 }
 
 TEST_CASE("§5.4.2 an entry on a minority is not committed", "[commit]") {
