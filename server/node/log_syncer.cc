@@ -1,5 +1,7 @@
 #include "server/node/log_syncer.h"
 
+#include <pthread.h>
+
 #include "storage/fail_stop.h"
 
 namespace raftlock::server {
@@ -10,7 +12,9 @@ LogSyncer::LogSyncer(std::function<absl::Status()> sync,
     : sync_(std::move(sync)),
       send_(std::move(send)),
       on_durable_(std::move(on_durable)),
-      thread_([this] { Run(); }) {}
+      thread_([this] { Run(); }) {
+  pthread_setname_np(thread_.native_handle(), "log-syncer");
+}
 
 LogSyncer::~LogSyncer() { Stop(); }
 

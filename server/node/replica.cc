@@ -1,5 +1,6 @@
 #include "server/node/replica.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -110,6 +111,7 @@ absl::Status Replica::Start() {
   next_tick_ = Clock::now() + options_.tick;
   last_time_advance_ = Clock::now();
   loop_ = std::thread([this] { Loop(); });
+  pthread_setname_np(loop_.native_handle(), "raft-loop");  // as `top -H` shows it
   logger_->info("term {}: replica started (applied index {}, last index {})", node_->term(),
                 applied_, storage_->LastIndex());
   return absl::OkStatus();
