@@ -162,57 +162,25 @@ absl::Status Election::Campaign(const std::string& value, Deadline deadline) {
                                          SessionStateName(session_->state()));
   }
   Client& client = *session_->client();
-  const Deadline attempts_end = internal::AttemptsEnd(deadline);
-  bool waited = false;  // an earlier attempt of this call waited on the server
-  while (true) {
-    if (Clock::now() >= attempts_end) {
-      return absl::DeadlineExceededError("campaign " + name_ + ": not elected before the deadline");
-    }
-    const int64_t wait_ms = internal::WaitBudgetMs(attempts_end);
-    const bool waiting = wait_ms > 0;
-    v1::CampaignRequest request;
+  v1::CampaignRequest request;  // the last attempt, for Abandon
+  auto attempt = [&](int64_t wait_ms, Deadline by) -> absl::StatusOr<internal::WaitingAttempt> {
+    request.Clear();
     *request.mutable_write() = client.NextWrite();
     request.set_name(name_);
     request.set_lease_id(session_->lease_id());
     request.set_value(value);
     request.set_wait_timeout_ms(wait_ms);
-    auto answer = client.Campaign(request, attempts_end);
-    if (!answer.ok()) {
-      if (internal::OutcomeUnknown(answer.status())) Abandon(request, deadline);
-      if (answer.status().code() == absl::StatusCode::kDeadlineExceeded) {
-        return absl::DeadlineExceededError("campaign " + name_ +
-                                           ": not elected before the deadline");
-      }
-      return answer.status();
-    }
-    waited = waited || waiting;
-    if (answer->elected()) {
-      leading_ = true;
-      token_ = answer->token();
-      epoch_ = answer->epoch();
-      return absl::OkStatus();
-    }
-    switch (answer->reason()) {
-      case v1::NOT_ACQUIRED_REASON_TIMED_OUT:
-        continue;
-      case v1::NOT_ACQUIRED_REASON_BUSY:
-        if (waited) {
-          if (internal::PollAgain(attempts_end)) continue;
-          return absl::DeadlineExceededError("campaign " + name_ +
-                                             ": not elected before the deadline");
-        }
-        return WithReason(
-            absl::DeadlineExceededError("campaign " + name_ + ": another session leads"),
-            "NOT_ACQUIRED_REASON_BUSY");
-      case v1::NOT_ACQUIRED_REASON_LEASE_ENDED:
-        return WithReason(
-            absl::FailedPreconditionError("campaign " + name_ + ": the session's lease ended"),
-            "NOT_ACQUIRED_REASON_LEASE_ENDED");
-      default:
-        Abandon(request, deadline);
-        return absl::DeadlineExceededError("campaign " + name_ + ": the wait was cancelled");
-    }
-  }
+    auto answer = client.Campaign(request, by);
+    if (!answer.ok()) return answer.status();
+    if (!answer->elected()) return internal::WaitingAttempt{false, answer->reason()};
+    leading_ = true;
+    token_ = answer->token();
+    epoch_ = answer->epoch();
+    return internal::WaitingAttempt{true};
+  };
+  return internal::RunWaitingCall({"campaign " + name_, "not elected", "another session leads"},
+                                  deadline, /*try_once=*/false, /*busy=*/nullptr, attempt,
+                                  [&] { Abandon(request, deadline); });
 }
 
 void Election::Abandon(const v1::CampaignRequest& request, Deadline deadline) {

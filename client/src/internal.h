@@ -7,6 +7,8 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "proto/api.pb.h"
 #include "raftlock/status.h"
 
 namespace raftlock::internal {
@@ -43,5 +45,33 @@ bool OutcomeUnknown(const absl::Status& status);
 void WithdrawUnanswered(const std::string& what, Deadline deadline,
                         const std::function<std::optional<uint64_t>(Deadline)>& ask,
                         const std::function<absl::Status(uint64_t, Deadline)>& undo);
+
+// What one attempt of a waiting call came to: granted, or why not.
+struct WaitingAttempt {
+  bool granted = false;
+  v1::NotAcquiredReason reason = v1::NOT_ACQUIRED_REASON_UNSPECIFIED;
+};
+
+// Sends one attempt of a waiting call with a fresh WriteId, asking the server
+// to wait `wait_ms` (0: try once), answered by `by`; records a grant itself.
+using WaitingAttemptFn =
+    std::function<absl::StatusOr<WaitingAttempt>(int64_t wait_ms, Deadline by)>;
+
+// The words of a waiting call's errors: "<call>: <not_granted> before the
+// deadline", "<call>: <busy>".
+struct WaitingCallText {
+  std::string call;         // e.g. "lock jobs/nightly"
+  std::string not_granted;  // e.g. "not acquired"
+  std::string busy;         // e.g. "held by another session"
+};
+
+// The retry loop of a waiting call (Lock, Campaign), returning by `deadline`:
+// attempts until granted, re-waiting when the server's wait times out, and
+// polling when a try-once is answered BUSY after an earlier wait. `abandon()`
+// withdraws the last attempt (WithdrawUnanswered) when its outcome is unknown
+// or its wait was cancelled. With `try_once`, BUSY returns OK and sets *busy.
+absl::Status RunWaitingCall(const WaitingCallText& text, Deadline deadline, bool try_once,
+                            bool* busy, const WaitingAttemptFn& attempt,
+                            const std::function<void()>& abandon);
 
 }  // namespace raftlock::internal

@@ -2,75 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-#include <thread>
-
 #include "client/src/internal.h"
 
 namespace raftlock {
 
-namespace {
-
-using std::chrono::milliseconds;
-
-}  // namespace
-
-namespace internal {
-
-int64_t WaitBudgetMs(Deadline deadline) {
-  const auto remaining = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-  const milliseconds margin = std::clamp(remaining / 10, milliseconds(300), milliseconds(1000));
-  const milliseconds wait = std::min<milliseconds>(remaining - margin, std::chrono::hours(1));
-  return wait < milliseconds(50) ? 0 : wait.count();
-}
-
-bool PollAgain(Deadline deadline) {
-  const auto left = deadline - Clock::now();
-  if (left <= milliseconds(100)) return false;
-  std::this_thread::sleep_for(
-      std::min<Clock::duration>(milliseconds(50), left - milliseconds(100)));
-  return true;
-}
-
-Deadline AttemptsEnd(Deadline deadline) {
-  const auto remaining = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-  return deadline - std::clamp(remaining / 10, milliseconds(20), milliseconds(500));
-}
-
-void WithdrawUnanswered(const std::string& what, Deadline deadline,
-                        const std::function<std::optional<uint64_t>(Deadline)>& ask,
-                        const std::function<absl::Status(uint64_t, Deadline)>& undo) {
-  if (Clock::now() >= deadline) {
-    spdlog::warn("raftlock: no time left to withdraw the unanswered {}", what);
-    return;
-  }
-  std::optional<uint64_t> granted = ask(Clock::now() + (deadline - Clock::now()) / 2);
-  if (!granted) return;
-  absl::Status undone = undo(*granted, deadline);
-  if (!undone.ok()) {
-    spdlog::warn("raftlock: could not give back the unanswered {} (token {}): {}", what, *granted,
-                 undone.ToString());
-  }
-}
-
-bool OutcomeUnknown(const absl::Status& status) {
-  if (!ErrorReason(status).empty()) return false;
-  switch (status.code()) {
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kCancelled:
-    case absl::StatusCode::kAborted:
-    case absl::StatusCode::kUnknown:
-      return true;
-    default:
-      return false;
-  }
-}
-
-}  // namespace internal
-
 using internal::OutcomeUnknown;
-using internal::WaitBudgetMs;
 
 LockHandle::LockHandle(Session& session, std::string name)
     : session_(&session), name_(std::move(name)) {}
@@ -79,67 +15,32 @@ bool LockHandle::held() const { return held_ && !session_->token().cancelled(); 
 
 absl::Status LockHandle::AcquireImpl(v1::LockMode mode, uint32_t permits, Deadline deadline,
                                      bool try_once, bool* busy) {
-  if (busy) *busy = false;
   if (session_->token().cancelled()) {
+    if (busy) *busy = false;
     return absl::FailedPreconditionError("lock " + name_ + ": the session is " +
                                          SessionStateName(session_->state()));
   }
   Client& client = *session_->client();
-  const Deadline attempts_end = internal::AttemptsEnd(deadline);
-  bool waited = false;  // an earlier attempt of this call waited on the server
-  while (true) {
-    if (Clock::now() >= attempts_end) {
-      return absl::DeadlineExceededError("lock " + name_ + ": not acquired before the deadline");
-    }
-    const int64_t wait_ms = try_once ? 0 : WaitBudgetMs(attempts_end);
-    const bool waiting = wait_ms > 0;
-    v1::LockAcquireRequest request;
+  v1::LockAcquireRequest request;  // the last attempt, for Abandon
+  auto attempt = [&](int64_t wait_ms, Deadline by) -> absl::StatusOr<internal::WaitingAttempt> {
+    request.Clear();
     *request.mutable_write() = client.NextWrite();
     request.set_name(name_);
     request.set_lease_id(session_->lease_id());
     request.set_mode(mode);
     request.set_permits(permits);
     request.set_wait_timeout_ms(wait_ms);
-    auto answer = client.LockAcquire(request, attempts_end);
-    if (!answer.ok()) {
-      if (OutcomeUnknown(answer.status())) Abandon(request, deadline);
-      if (answer.status().code() == absl::StatusCode::kDeadlineExceeded) {
-        return absl::DeadlineExceededError("lock " + name_ + ": not acquired before the deadline");
-      }
-      return answer.status();
-    }
-    waited = waited || waiting;
-    if (answer->acquired()) {
-      held_ = true;
-      token_ = answer->token();
-      mode_ = mode;
-      return absl::OkStatus();
-    }
-    switch (answer->reason()) {
-      case v1::NOT_ACQUIRED_REASON_BUSY:
-        if (try_once) {
-          if (busy) *busy = true;
-          return absl::OkStatus();
-        }
-        if (waited) {
-          if (internal::PollAgain(attempts_end)) continue;
-          return absl::DeadlineExceededError("lock " + name_ +
-                                             ": not acquired before the deadline");
-        }
-        return WithReason(
-            absl::DeadlineExceededError("lock " + name_ + ": held by another session"),
-            "NOT_ACQUIRED_REASON_BUSY");
-      case v1::NOT_ACQUIRED_REASON_TIMED_OUT:
-        continue;  // the server's wait ended; wait again if the deadline allows
-      case v1::NOT_ACQUIRED_REASON_LEASE_ENDED:
-        return WithReason(
-            absl::FailedPreconditionError("lock " + name_ + ": the session's lease ended"),
-            "NOT_ACQUIRED_REASON_LEASE_ENDED");
-      default:
-        Abandon(request, deadline);
-        return absl::DeadlineExceededError("lock " + name_ + ": the wait was cancelled");
-    }
-  }
+    auto answer = client.LockAcquire(request, by);
+    if (!answer.ok()) return answer.status();
+    if (!answer->acquired()) return internal::WaitingAttempt{false, answer->reason()};
+    held_ = true;
+    token_ = answer->token();
+    mode_ = mode;
+    return internal::WaitingAttempt{true};
+  };
+  return internal::RunWaitingCall({"lock " + name_, "not acquired", "held by another session"},
+                                  deadline, try_once, busy, attempt,
+                                  [&] { Abandon(request, deadline); });
 }
 
 void LockHandle::Abandon(const v1::LockAcquireRequest& request, Deadline deadline) {

@@ -1,0 +1,115 @@
+// The retry loop and clean-up shared by the SDK's waiting calls
+// (LockHandle::AcquireImpl, Election::Campaign); see client/src/internal.h.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "client/src/internal.h"
+
+namespace raftlock {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+}  // namespace
+
+namespace internal {
+
+int64_t WaitBudgetMs(Deadline deadline) {
+  const auto remaining = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+  const milliseconds margin = std::clamp(remaining / 10, milliseconds(300), milliseconds(1000));
+  const milliseconds wait = std::min<milliseconds>(remaining - margin, std::chrono::hours(1));
+  return wait < milliseconds(50) ? 0 : wait.count();
+}
+
+bool PollAgain(Deadline deadline) {
+  const auto left = deadline - Clock::now();
+  if (left <= milliseconds(100)) return false;
+  std::this_thread::sleep_for(
+      std::min<Clock::duration>(milliseconds(50), left - milliseconds(100)));
+  return true;
+}
+
+Deadline AttemptsEnd(Deadline deadline) {
+  const auto remaining = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+  return deadline - std::clamp(remaining / 10, milliseconds(20), milliseconds(500));
+}
+
+void WithdrawUnanswered(const std::string& what, Deadline deadline,
+                        const std::function<std::optional<uint64_t>(Deadline)>& ask,
+                        const std::function<absl::Status(uint64_t, Deadline)>& undo) {
+  if (Clock::now() >= deadline) {
+    spdlog::warn("raftlock: no time left to withdraw the unanswered {}", what);
+    return;
+  }
+  std::optional<uint64_t> granted = ask(Clock::now() + (deadline - Clock::now()) / 2);
+  if (!granted) return;
+  absl::Status undone = undo(*granted, deadline);
+  if (!undone.ok()) {
+    spdlog::warn("raftlock: could not give back the unanswered {} (token {}): {}", what, *granted,
+                 undone.ToString());
+  }
+}
+
+bool OutcomeUnknown(const absl::Status& status) {
+  if (!ErrorReason(status).empty()) return false;
+  switch (status.code()) {
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kUnknown:
+      return true;
+    default:
+      return false;
+  }
+}
+
+absl::Status RunWaitingCall(const WaitingCallText& text, Deadline deadline, bool try_once,
+                            bool* busy, const WaitingAttemptFn& attempt,
+                            const std::function<void()>& abandon) {
+  if (busy) *busy = false;
+  const Deadline attempts_end = AttemptsEnd(deadline);
+  const std::string timed_out = text.call + ": " + text.not_granted + " before the deadline";
+  bool waited = false;  // an earlier attempt of this call waited on the server
+  while (true) {
+    if (Clock::now() >= attempts_end) return absl::DeadlineExceededError(timed_out);
+    const int64_t wait_ms = try_once ? 0 : WaitBudgetMs(attempts_end);
+    absl::StatusOr<WaitingAttempt> answer = attempt(wait_ms, attempts_end);
+    if (!answer.ok()) {
+      if (OutcomeUnknown(answer.status())) abandon();
+      if (answer.status().code() == absl::StatusCode::kDeadlineExceeded) {
+        return absl::DeadlineExceededError(timed_out);
+      }
+      return answer.status();
+    }
+    waited = waited || wait_ms > 0;
+    if (answer->granted) return absl::OkStatus();
+    switch (answer->reason) {
+      case v1::NOT_ACQUIRED_REASON_TIMED_OUT:
+        continue;  // the server's wait ended; wait again if the deadline allows
+      case v1::NOT_ACQUIRED_REASON_BUSY:
+        if (try_once) {
+          if (busy) *busy = true;
+          return absl::OkStatus();
+        }
+        if (waited) {
+          if (PollAgain(attempts_end)) continue;
+          return absl::DeadlineExceededError(timed_out);
+        }
+        return WithReason(absl::DeadlineExceededError(text.call + ": " + text.busy),
+                          "NOT_ACQUIRED_REASON_BUSY");
+      case v1::NOT_ACQUIRED_REASON_LEASE_ENDED:
+        return WithReason(absl::FailedPreconditionError(text.call + ": the session's lease ended"),
+                          "NOT_ACQUIRED_REASON_LEASE_ENDED");
+      default:
+        abandon();
+        return absl::DeadlineExceededError(text.call + ": the wait was cancelled");
+    }
+  }
+}
+
+}  // namespace internal
+}  // namespace raftlock
