@@ -63,4 +63,18 @@ grpc::Status ApplyWriteId(const v1::WriteId& write, v1::Command* command) {
   return grpc::Status::OK;
 }
 
+v1::NotAcquiredReason NotAcquiredReasonFor(v1::EndReason reason) {
+  switch (reason) {
+    case v1::END_REASON_TIMED_OUT:
+      return v1::NOT_ACQUIRED_REASON_TIMED_OUT;
+    case v1::END_REASON_CANCELLED:
+      return v1::NOT_ACQUIRED_REASON_CANCELLED;
+    case v1::END_REASON_LEASE_REVOKED:
+    case v1::END_REASON_LEASE_EXPIRED:
+      return v1::NOT_ACQUIRED_REASON_LEASE_ENDED;
+    default:
+      return v1::NOT_ACQUIRED_REASON_UNSPECIFIED;
+  }
+}
+
 }  // namespace raftlock::server

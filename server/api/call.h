@@ -132,13 +132,14 @@ void FillHeader(const Replica& replica, uint64_t applied_index, int64_t cluster_
 grpc::Status ApplyWriteId(const v1::WriteId& write, v1::Command* command);
 
 // ClientApi-free helpers used by every service.
-// Proposes `command` for `call` and hands a successful result to `fill`
-// (on the replica loop); errors finish the call.
-template <typename Response, typename Fill>
-void ProposeFor(Replica* replica, std::shared_ptr<UnaryCall<Response>> call, v1::Command command,
-                Fill fill) {
+// Proposes `command` for `call` and hands a successful result, with a
+// response whose header is filled, to `handle(result, response)` on the
+// replica loop; `handle` answers the call (or parks it). Errors finish it.
+template <typename Response, typename Handle>
+void ProposeThen(Replica* replica, std::shared_ptr<UnaryCall<Response>> call, v1::Command command,
+                 Handle handle) {
   replica->Propose(std::move(command),
-                   [replica, call, fill](absl::StatusOr<lock::ApplyResult> applied) mutable {
+                   [replica, call, handle](absl::StatusOr<lock::ApplyResult> applied) mutable {
                      if (!applied.ok()) {
                        call->Fail(ReplicaError(applied.status(), replica->leader()));
                        return;
@@ -151,10 +152,23 @@ void ProposeFor(Replica* replica, std::shared_ptr<UnaryCall<Response>> call, v1:
                      Response response;
                      FillHeader(*replica, result.index(), result.cluster_time_ms(),
                                 applied->duplicate, response.mutable_header());
-                     fill(result, &response);
-                     call->Reply(std::move(response));
+                     handle(result, std::move(response));
                    });
 }
+
+// ProposeThen for a call answered at once: `fill(result, &response)`, then Reply.
+template <typename Response, typename Fill>
+void ProposeFor(Replica* replica, std::shared_ptr<UnaryCall<Response>> call, v1::Command command,
+                Fill fill) {
+  ProposeThen(replica, call, std::move(command),
+              [call, fill](const v1::CommandResult& result, Response response) mutable {
+                fill(result, &response);
+                call->Reply(std::move(response));
+              });
+}
+
+// Why a parked Acquire or Campaign ended without a grant, as the client sees it.
+v1::NotAcquiredReason NotAcquiredReasonFor(v1::EndReason reason);
 
 // Runs `fill` against linearizable state for `call`.
 template <typename Response, typename Fill>

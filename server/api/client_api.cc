@@ -59,6 +59,20 @@ std::shared_ptr<Waiter> ClientApi::TakeWaiter(bool election, const std::string& 
   return waiter;
 }
 
+void ClientApi::WithdrawWait(bool election, const std::string& name, uint64_t lease) {
+  if (!TakeWaiter(election, name, lease)) return;
+  v1::Command withdraw;
+  if (election) {
+    withdraw.mutable_election_resign()->set_name(name);
+    withdraw.mutable_election_resign()->set_lease_id(lease);
+    withdraw.mutable_election_resign()->set_token(0);  // the queued candidacy
+  } else {
+    withdraw.mutable_lock_cancel_wait()->set_name(name);
+    withdraw.mutable_lock_cancel_wait()->set_lease_id(lease);
+  }
+  replica_->Propose(std::move(withdraw), [](absl::StatusOr<lock::ApplyResult>) {});
+}
+
 void ClientApi::AddObserver(const std::string& name, ObserveStream* stream) {
   std::lock_guard<std::mutex> lock(mu_);
   observers_[name].insert(stream);

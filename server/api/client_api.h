@@ -7,6 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -17,6 +18,7 @@
 
 #include "proto/api.grpc.pb.h"
 #include "proto/cluster.grpc.pb.h"
+#include "server/api/call.h"
 #include "server/node/replica.h"
 
 namespace spdlog {
@@ -41,6 +43,39 @@ class Waiter {
   virtual void Ended(v1::EndReason reason, uint64_t index, int64_t cluster_time_ms) = 0;
 };
 
+// The Waiter of a parked unary call: answers `call` with a Response whose
+// header is filled and whose outcome `fill(response, granted, token, epoch,
+// reason)` sets (reason: why not granted, when not).
+template <typename Response>
+class ParkedCall : public Waiter {
+ public:
+  using Fill = std::function<void(Response* response, bool granted, uint64_t token, uint64_t epoch,
+                                  v1::NotAcquiredReason reason)>;
+
+  ParkedCall(const Replica* replica, std::shared_ptr<UnaryCall<Response>> call, Fill fill)
+      : replica_(replica), call_(std::move(call)), fill_(std::move(fill)) {}
+
+  void Granted(uint64_t token, uint64_t epoch, uint64_t index, int64_t now_ms) override {
+    Answer(true, token, epoch, v1::NOT_ACQUIRED_REASON_UNSPECIFIED, index, now_ms);
+  }
+  void Ended(v1::EndReason reason, uint64_t index, int64_t now_ms) override {
+    Answer(false, 0, 0, NotAcquiredReasonFor(reason), index, now_ms);
+  }
+
+ private:
+  void Answer(bool granted, uint64_t token, uint64_t epoch, v1::NotAcquiredReason reason,
+              uint64_t index, int64_t now_ms) {
+    Response response;
+    FillHeader(*replica_, index, now_ms, false, response.mutable_header());
+    fill_(&response, granted, token, epoch, reason);
+    call_->Reply(std::move(response));
+  }
+
+  const Replica* const replica_;
+  const std::shared_ptr<UnaryCall<Response>> call_;
+  const Fill fill_;
+};
+
 class ClientApi {
  public:
   // `replica` must outlive the api. Registers the event listener on it, so
@@ -61,6 +96,22 @@ class ClientApi {
                   std::shared_ptr<Waiter> waiter);
   // Removes and returns the waiter, if parked.
   std::shared_ptr<Waiter> TakeWaiter(bool election, const std::string& name, uint64_t lease);
+  // Parks `call` (a queued Acquire or Campaign) until the state machine grants
+  // or ends its wait, then answers it as ParkedCall does with `fill`; if the call is cancelled or
+  // its deadline passes first, the wait is withdrawn (WithdrawWait).
+  template <typename Response>
+  void ParkUntilAnswered(bool election, const std::string& name, uint64_t lease,
+                         const std::shared_ptr<UnaryCall<Response>>& call,
+                         typename ParkedCall<Response>::Fill fill) {
+    ParkWaiter(election, name, lease,
+               std::make_shared<ParkedCall<Response>>(replica_, call, std::move(fill)));
+    call->SetOnCancel([this, election, name, lease] { WithdrawWait(election, name, lease); });
+    // The call may have been cancelled before the hook was set.
+    if (call->finished()) WithdrawWait(election, name, lease);
+  }
+  // If the wait of (election?, name, lease) is still parked: unparks it and
+  // proposes its withdrawal (LockCancelWait, or a Resign with token 0).
+  void WithdrawWait(bool election, const std::string& name, uint64_t lease);
 
   // Observe streams of an election name. Thread-safe.
   void AddObserver(const std::string& name, ObserveStream* stream);

@@ -7,58 +7,6 @@
 
 namespace raftlock::server {
 
-namespace {
-
-class CampaignWaiter : public Waiter {
- public:
-  CampaignWaiter(Replica* replica, std::shared_ptr<UnaryCall<v1::CampaignResponse>> call,
-                 std::string name)
-      : replica_(replica), call_(std::move(call)), name_(std::move(name)) {}
-
-  void Granted(uint64_t token, uint64_t epoch, uint64_t index, int64_t now_ms) override {
-    v1::CampaignResponse response;
-    FillHeader(*replica_, index, now_ms, false, response.mutable_header());
-    response.set_elected(true);
-    response.set_token(token);
-    response.set_epoch(epoch);
-    *response.mutable_election() = replica_->state().Leader(name_);
-    call_->Reply(std::move(response));
-  }
-
-  void Ended(v1::EndReason reason, uint64_t index, int64_t now_ms) override {
-    v1::CampaignResponse response;
-    FillHeader(*replica_, index, now_ms, false, response.mutable_header());
-    response.set_elected(false);
-    switch (reason) {
-      case v1::END_REASON_TIMED_OUT:
-        response.set_reason(v1::NOT_ACQUIRED_REASON_TIMED_OUT);
-        break;
-      case v1::END_REASON_CANCELLED:
-        response.set_reason(v1::NOT_ACQUIRED_REASON_CANCELLED);
-        break;
-      default:
-        response.set_reason(v1::NOT_ACQUIRED_REASON_LEASE_ENDED);
-    }
-    call_->Reply(std::move(response));
-  }
-
- private:
-  Replica* const replica_;
-  const std::shared_ptr<UnaryCall<v1::CampaignResponse>> call_;
-  const std::string name_;
-};
-
-void WithdrawCandidacy(ClientApi* api, const std::string& name, uint64_t lease) {
-  if (!api->TakeWaiter(true, name, lease)) return;
-  v1::Command resign;
-  resign.mutable_election_resign()->set_name(name);
-  resign.mutable_election_resign()->set_lease_id(lease);
-  resign.mutable_election_resign()->set_token(0);  // withdraw the queued candidacy
-  api->replica().Propose(std::move(resign), [](absl::StatusOr<lock::ApplyResult>) {});
-}
-
-}  // namespace
-
 grpc::ServerUnaryReactor* ElectionService::Campaign(grpc::CallbackServerContext* context,
                                                     const v1::CampaignRequest* request,
                                                     v1::CampaignResponse* response) {
@@ -77,56 +25,49 @@ grpc::ServerUnaryReactor* ElectionService::Campaign(grpc::CallbackServerContext*
   Replica* replica = &api_->replica();
   const std::string name = request->name();
   const uint64_t lease = request->lease_id();
-  replica->Propose(std::move(command), [api, replica, call, name,
-                                        lease](absl::StatusOr<lock::ApplyResult> applied) {
-    if (!applied.ok()) {
-      call->Fail(ReplicaError(applied.status(), replica->leader()));
-      return;
+  // Every answer carries the election as it is once the outcome is applied.
+  auto fill = [replica, name](v1::CampaignResponse* out, bool elected, uint64_t token,
+                              uint64_t epoch, v1::NotAcquiredReason reason) {
+    out->set_elected(elected);
+    if (elected) {
+      out->set_token(token);
+      out->set_epoch(epoch);
+    } else {
+      out->set_reason(reason);
     }
-    const v1::CommandResult& result = applied->result;
-    if (result.code() != 0) {
-      call->Fail(CommandError(result));
-      return;
-    }
-    const auto& outcome = result.election_campaign();
-    v1::CampaignResponse out;
-    FillHeader(*replica, result.index(), result.cluster_time_ms(), applied->duplicate,
-               out.mutable_header());
-    v1::ElectionInfo info = replica->state().Leader(name);
-    *out.mutable_election() = info;
-    if (outcome.outcome() == v1::ACQUIRE_OUTCOME_GRANTED) {
-      out.set_elected(true);
-      out.set_token(outcome.token());
-      out.set_epoch(outcome.epoch());
-      call->Reply(std::move(out));
-      return;
-    }
-    if (outcome.outcome() == v1::ACQUIRE_OUTCOME_BUSY) {
-      out.set_elected(false);
-      out.set_reason(v1::NOT_ACQUIRED_REASON_BUSY);
-      call->Reply(std::move(out));
-      return;
-    }
-    // Queued; a retry may find it already elected or no longer queued.
-    if (info.has_leader() && info.leader_lease_id() == lease) {
-      out.set_elected(true);
-      out.set_token(info.token());
-      out.set_epoch(info.epoch());
-      call->Reply(std::move(out));
-      return;
-    }
-    bool queued = std::find(info.candidates().begin(), info.candidates().end(), lease) !=
-                  info.candidates().end();
-    if (!queued) {
-      out.set_elected(false);
-      out.set_reason(v1::NOT_ACQUIRED_REASON_TIMED_OUT);
-      call->Reply(std::move(out));
-      return;
-    }
-    api->ParkWaiter(true, name, lease, std::make_shared<CampaignWaiter>(replica, call, name));
-    call->SetOnCancel([api, name, lease] { WithdrawCandidacy(api, name, lease); });
-    if (call->finished()) WithdrawCandidacy(api, name, lease);
-  });
+    *out->mutable_election() = replica->state().Leader(name);
+  };
+  ProposeThen(
+      replica, call, std::move(command),
+      [api, replica, call, name, lease, fill](const v1::CommandResult& result,
+                                              v1::CampaignResponse out) {
+        const auto& outcome = result.election_campaign();
+        if (outcome.outcome() == v1::ACQUIRE_OUTCOME_GRANTED) {
+          fill(&out, true, outcome.token(), outcome.epoch(), v1::NOT_ACQUIRED_REASON_UNSPECIFIED);
+          call->Reply(std::move(out));
+          return;
+        }
+        if (outcome.outcome() == v1::ACQUIRE_OUTCOME_BUSY) {
+          fill(&out, false, 0, 0, v1::NOT_ACQUIRED_REASON_BUSY);
+          call->Reply(std::move(out));
+          return;
+        }
+        // Queued; a retry may find it already elected or no longer queued.
+        const v1::ElectionInfo info = replica->state().Leader(name);
+        if (info.has_leader() && info.leader_lease_id() == lease) {
+          fill(&out, true, info.token(), info.epoch(), v1::NOT_ACQUIRED_REASON_UNSPECIFIED);
+          call->Reply(std::move(out));
+          return;
+        }
+        const bool queued = std::find(info.candidates().begin(), info.candidates().end(), lease) !=
+                            info.candidates().end();
+        if (!queued) {
+          fill(&out, false, 0, 0, v1::NOT_ACQUIRED_REASON_TIMED_OUT);
+          call->Reply(std::move(out));
+          return;
+        }
+        api->ParkUntilAnswered(/*election=*/true, name, lease, call, fill);
+      });
   return call.get();
 }
 
