@@ -5,12 +5,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
+#include "rocksdb/file_system.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "spdlog/spdlog.h"
 #include "storage/fail_stop.h"
 #include "storage/file_util.h"
+#include "storage/wal_order_fs.h"
 
 namespace raftlock::storage {
 namespace {
@@ -60,7 +63,11 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
 //    acknowledged (torn by a power loss), so it is dropped; corruption
 //    anywhere else fails the open. (kPointInTimeRecovery would instead stop
 //    replay silently at a mid-log corruption and drop later, acknowledged,
-//    writes.)
+//    writes.) Older WAL files are synced before a newer one is opened
+//    (wal_order_fs.h), so only the newest can have lost an unsynced tail.
+//    Assuming the file system keeps a prefix of each file's unsynced appends
+//    (RocksDB cannot tell a WAL cut exactly at a record boundary), what
+//    survives a power loss is a prefix of the writes.
 //  - track_and_verify_wals_in_manifest and paranoid_checks: a missing or
 //    damaged WAL/SST is an open error, not an empty log.
 //  - Small memtables (4 MiB, 3 of them) and max_total_wal_size 64 MiB: the log
@@ -77,7 +84,7 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
 //    CRC32C this RocksDB build uses (the WAL keeps CRC32C).
 //  - memtable_insert_hint_per_batch (per write): a batch's keys are
 //    sequential, so the skip list insert starts from the previous position.
-void FillOptions(const RocksDbLogStoreOptions& opts, bool create, rocksdb::DBOptions* db,
+void FillOptions(rocksdb::Env* env, bool create, rocksdb::DBOptions* db,
                  rocksdb::ColumnFamilyOptions* cf) {
   db->create_if_missing = create;
   db->create_missing_column_families = create;
@@ -92,7 +99,7 @@ void FillOptions(const RocksDbLogStoreOptions& opts, bool create, rocksdb::DBOpt
   db->max_log_file_size = 8 << 20;
   db->recycle_log_file_num = 0;
   db->bytes_per_sync = 1 << 20;
-  if (opts.env != nullptr) db->env = opts.env.get();
+  db->env = env;
   cf->write_buffer_size = 4 << 20;
   cf->max_write_buffer_number = 3;
   cf->compression = rocksdb::kNoCompression;
@@ -139,7 +146,11 @@ absl::Status RocksDbLogStore::Load(bool create) {
 
   rocksdb::DBOptions db_opts;
   rocksdb::ColumnFamilyOptions cf_opts;
-  FillOptions(options_, create, &db_opts, &cf_opts);
+  // WAL switches keep the log a prefix of its writes (wal_order_fs.h).
+  std::shared_ptr<rocksdb::FileSystem> base_fs =
+      options_.env != nullptr ? options_.env->GetFileSystem() : rocksdb::FileSystem::Default();
+  env_ = rocksdb::NewCompositeEnv(NewWalOrderFileSystem(std::move(base_fs)));
+  FillOptions(env_.get(), create, &db_opts, &cf_opts);
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, cf_opts}, {kLogFamily, cf_opts}, {kMetaFamily, cf_opts}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;

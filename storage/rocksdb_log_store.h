@@ -61,8 +61,9 @@ struct RocksDbLogStoreOptions {
   // Bounds of the in-memory cache of the newest entries.
   size_t cache_max_entries = 8192;
   uint64_t cache_max_bytes = 16 << 20;
-  // TESTING: an Env to run RocksDB on (for example one that injects I/O
-  // errors). Null uses the default POSIX Env.
+  // TESTING: an Env whose file system RocksDB runs on (for example one that
+  // injects I/O errors); its clock and threads are not used. Null uses the
+  // default file system.
   std::shared_ptr<rocksdb::Env> env;
 };
 
@@ -141,6 +142,9 @@ class RocksDbLogStore : public raft::LogStorage {
 
   std::string dir_;
   RocksDbLogStoreOptions options_;
+  // RocksDB's Env: options_.env's file system (or the default one) under
+  // NewWalOrderFileSystem. Outlives db_.
+  std::shared_ptr<rocksdb::Env> env_;
   std::unique_ptr<SnapshotStore> snapshots_;
   rocksdb::DB* db_ = nullptr;
   rocksdb::ColumnFamilyHandle* log_cf_ = nullptr;
