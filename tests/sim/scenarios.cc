@@ -149,6 +149,7 @@ ScenarioOutcome RunUnsyncedLeaderScenario(bool count_unsynced_entries, uint64_t 
   ScenarioOutcome out;
   SimOptions options = ScriptedOptions(3, seed, verbose);
   options.deferred_sync_rate = 1.0;  // every Ready that may be is synced later
+  options.crash_loses_all_unsynced = true;
   options.configure_node = [count_unsynced_entries](raft::Config& c) {
     c.testing_count_unsynced_entries = count_unsynced_entries;
   };
@@ -219,6 +220,77 @@ ScenarioOutcome RunUnsyncedLeaderScenario(bool count_unsynced_entries, uint64_t 
   sim.HealAll();
   if (!sim.CheckLiveness()) return finish();
   stage("healed; a fresh proposal committed on every node");
+  out.completed = true;
+  return finish();
+}
+
+ScenarioOutcome RunUnsyncedOverwriteScenario(uint64_t seed, bool verbose) {
+  ScenarioOutcome out;
+  SimOptions options = ScriptedOptions(3, seed, verbose);
+  options.deferred_sync_rate = 1.0;  // every Ready that may be is synced later
+  options.crash_loses_all_unsynced = true;
+  Simulation sim(options);
+  sim.set_random_faults(false);
+  auto stage = [&](const std::string& line) { Stage(out, line); };
+  auto finish = [&] {
+    out.violation = sim.violation();
+    return out;
+  };
+  auto term_at = [&](uint64_t id, uint64_t index) -> uint64_t {
+    auto term = sim.storage(id)->Term(index);
+    return term.ok() ? *term : 0;
+  };
+  if (!sim.Start().ok()) return finish();
+
+  // 1. P leads term T1, is cut off, and appends Y at index k alone.
+  if (!sim.RunUntil([&] { return sim.CurrentLeader().has_value(); }, 300)) return finish();
+  const uint64_t p = *sim.CurrentLeader();
+  const uint64_t t1 = sim.node(p)->term();
+  sim.network().Isolate(p);
+  auto y = sim.Propose(p, "Y");
+  if (!y.ok()) return finish();
+  const uint64_t k = *y;
+  if (!sim.RunUntil([&] { return !sim.HasUnsyncedWrites(p); }, 50)) return finish();
+  stage(absl::StrCat("n", p, " leads term ", t1, ", is cut off, and holds Y at index ", k));
+
+  // 2. Q and R elect L in a later term; L commits its entries at k and on.
+  uint64_t l = 0;
+  auto new_leader = [&] {
+    for (uint64_t id = 1; id <= 3; ++id) {
+      if (id != p && sim.node(id)->role() == raft::Role::kLeader && sim.node(id)->term() > t1) {
+        l = id;
+        return true;
+      }
+    }
+    return false;
+  };
+  if (!sim.RunUntil(new_leader, 600)) return finish();
+  auto z = sim.Propose(l, "Z");
+  if (!z.ok()) return finish();
+  if (!sim.RunUntil([&] { return sim.applied(l) >= *z; }, 100)) return finish();
+  stage(absl::StrCat("n", l, " leads term ", sim.node(l)->term(), " and committed through ", *z));
+
+  // 3. P's syncs are held; P hears from L and replaces Y, unsynced.
+  sim.HoldSyncs(p, true);
+  sim.network().Heal();
+  auto overwritten = [&] {
+    return sim.IsUp(p) && sim.storage(p)->LastIndex() >= *z && term_at(p, k) != t1;
+  };
+  if (!sim.RunUntil(overwritten, 200)) return finish();
+  stage(absl::StrCat("n", p, " replaced Y with term ", term_at(p, k),
+                     " entries, written but not synced"));
+
+  // 4. P crashes: the overwrite is lost and Y is back.
+  sim.Crash(p);
+  if (term_at(p, k) != t1) return finish();
+  stage(absl::StrCat("n", p, " crashed; Y (term ", t1, ") is back at index ", k));
+
+  // 5. P restarts and everything heals; the cluster must converge.
+  sim.Restart(p);
+  sim.HealAll();
+  if (!sim.CheckLiveness()) return finish();
+  if (term_at(p, k) == t1) return finish();  // P's log was not repaired
+  stage("healed; n" + std::to_string(p) + " repaired its log; a fresh proposal committed");
   out.completed = true;
   return finish();
 }

@@ -52,4 +52,15 @@ ScenarioOutcome RunFigure8Scenario(bool unsafe_commit_prior_term, uint64_t seed,
 ScenarioOutcome RunUnsyncedLeaderScenario(bool count_unsynced_entries, uint64_t seed,
                                           bool verbose = false);
 
+// A follower's unsynced overwrite lost in a crash, on three nodes whose
+// writes are synced after the fact:
+//   1. P leads term T1, is cut off, and appends Y at index k alone (synced).
+//   2. Q and R elect L in a later term, which commits its own entries at k.
+//   3. P's syncs are held; the network heals and P replaces Y with L's
+//      entries, written but not synced, so it acknowledges nothing.
+//   4. P crashes: the overwrite is lost and Y (term T1) is back at k.
+//   5. P restarts; the cluster heals and must converge (P's log is repaired
+//      again) and pass the liveness check, with no safety violation.
+ScenarioOutcome RunUnsyncedOverwriteScenario(uint64_t seed, bool verbose = false);
+
 }  // namespace raftlock::sim

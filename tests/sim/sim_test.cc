@@ -24,7 +24,7 @@ constexpr int64_t kStepsPerSeed = 1500;
 void RunSeeds(int nodes, const std::string& faults, uint64_t first_seed, int count) {
   const auto start = std::chrono::steady_clock::now();
   int64_t steps = 0;
-  uint64_t committed = 0, leaders = 0, crashes = 0, snapshots = 0;
+  uint64_t committed = 0, leaders = 0, crashes = 0, snapshots = 0, lost = 0, overwrites = 0;
   for (int i = 0; i < count; ++i) {
     SimOptions options;
     options.seed = first_seed + static_cast<uint64_t>(i);
@@ -39,6 +39,8 @@ void RunSeeds(int nodes, const std::string& faults, uint64_t first_seed, int cou
     leaders += r.stats.leaders;
     crashes += r.stats.crashes;
     snapshots += r.stats.snapshots_installed;
+    lost += r.stats.unsynced_writes_lost;
+    overwrites += r.stats.overwrites_lost;
     if (!r.ok) {
       std::fprintf(stderr, "seed %llu: %s\n", static_cast<unsigned long long>(options.seed),
                    r.Summary().c_str());
@@ -50,10 +52,12 @@ void RunSeeds(int nodes, const std::string& faults, uint64_t first_seed, int cou
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(
       "[sim] nodes=%d faults=%s seeds=%d steps=%lld wall=%.2fs steps/s=%.0f | committed=%llu "
-      "leaders=%llu crashes=%llu snapshots-installed=%llu\n",
+      "leaders=%llu crashes=%llu snapshots-installed=%llu unsynced-writes-lost=%llu "
+      "overwrites-lost=%llu\n",
       nodes, faults.c_str(), count, static_cast<long long>(steps), secs, steps / secs,
       static_cast<unsigned long long>(committed), static_cast<unsigned long long>(leaders),
-      static_cast<unsigned long long>(crashes), static_cast<unsigned long long>(snapshots));
+      static_cast<unsigned long long>(crashes), static_cast<unsigned long long>(snapshots),
+      static_cast<unsigned long long>(lost), static_cast<unsigned long long>(overwrites));
   std::fflush(stdout);
 }
 
@@ -117,6 +121,17 @@ TEST_CASE("Thesis 10.2.1: the same schedule with unsynced entries not counted is
           "[sim][broken-rule]") {
   for (uint64_t seed : {1, 2, 3}) {
     ScenarioOutcome out = RunUnsyncedLeaderScenario(/*count_unsynced_entries=*/false, seed);
+    INFO("seed " << seed << "\n" << out.narrative);
+    if (out.violation) INFO(out.violation->property << ": " << out.violation->detail);
+    CHECK_FALSE(out.violation.has_value());
+    CHECK(out.completed);
+  }
+}
+
+TEST_CASE("a follower's unsynced overwrite lost in a crash brings back its old suffix safely",
+          "[sim][crash]") {
+  for (uint64_t seed : {1, 2, 3}) {
+    ScenarioOutcome out = RunUnsyncedOverwriteScenario(seed);
     INFO("seed " << seed << "\n" << out.narrative);
     if (out.violation) INFO(out.violation->property << ": " << out.violation->detail);
     CHECK_FALSE(out.violation.has_value());

@@ -235,6 +235,21 @@ void Simulation::DriveReady(SimNode& n) {
     const std::optional<std::pair<uint64_t, uint64_t>> synced_before =
         deferred ? std::nullopt : CompleteSyncs(n);
     const uint64_t last_before = n.storage->LastIndex();
+    // What an unsynced write replaces, so that a crash can undo it.
+    SimNode::UnsyncedWrite pending;
+    if (deferred) {
+      if (auto initial = n.storage->GetInitialState(); initial.ok()) {
+        pending.hard_state_before = initial->hard_state;
+      }
+      if (!rd.entries.empty() && rd.entries.front().index() <= last_before) {
+        auto replaced = n.storage->Entries(rd.entries.front().index(), last_before + 1, UINT64_MAX);
+        if (replaced.ok()) {
+          pending.replaced = std::move(*replaced);
+        } else {
+          pending.undoable = false;
+        }
+      }
+    }
 
     raft::PersistRequest write;
     write.snapshot = rd.snapshot;
@@ -265,12 +280,10 @@ void Simulation::DriveReady(SimNode& n) {
     }
     if (!replicate_early) SendAll(n, rd.replication_messages);
     if (deferred && (!rd.entries.empty() || !n.unsynced.empty())) {
-      SimNode::UnsyncedWrite pending;
       if (!rd.entries.empty()) {
         pending.first_index = rd.entries.front().index();
         pending.last_index = rd.entries.back().index();
         pending.last_term = rd.entries.back().term();
-        pending.appends_only = pending.first_index == last_before + 1;
       }
       pending.messages = std::move(rd.messages);
       n.unsynced.push_back(std::move(pending));
@@ -348,20 +361,34 @@ void Simulation::LoseUnsyncedWrites(SimNode& n) {
   std::vector<SimNode::UnsyncedWrite> lost = std::move(n.unsynced);
   n.unsynced.clear();
   auto* memory = dynamic_cast<raft::MemoryStorage*>(n.storage.get());
-  uint64_t first = 0;
-  for (const SimNode::UnsyncedWrite& w : lost) {
-    // An overwrite cannot be undone here; keep the log (a crash may lose
-    // nothing, so this only covers fewer cases).
-    if (!w.appends_only) return;
-    if (first == 0 && w.first_index != 0) first = w.first_index;
+  if (memory == nullptr || lost.empty()) return;
+  // What survives a power loss is a prefix of the writes (storage/
+  // wal_order_fs.h): the first `kept` unsynced writes stay, the others are
+  // undone, newest first -- an overwrite brings back the suffix it replaced.
+  const size_t kept = options_.crash_loses_all_unsynced ? 0 : rng_.Below(lost.size() + 1);
+  uint64_t undone = 0;
+  for (size_t i = lost.size(); i-- > kept;) {
+    const SimNode::UnsyncedWrite& w = lost[i];
+    if (!w.undoable || (w.first_index != 0 && w.first_index <= memory->FirstIndex())) break;
+    if (w.first_index != 0) {
+      if (!memory->TruncateAfter(w.first_index - 1).ok()) break;
+      checker_.ObserveLostSuffix(n.id, w.first_index - 1);
+      if (!w.replaced.empty()) {
+        raft::PersistRequest restore;
+        restore.entries = w.replaced;
+        if (!memory->Persist(restore).ok()) break;
+        checker_.ObservePersist(n.id, restore);
+      }
+    }
+    memory->SetHardState(w.hard_state_before);
+    ++undone;
+    ++stats_.unsynced_writes_lost;
+    if (!w.replaced.empty()) ++stats_.overwrites_lost;
   }
-  if (memory == nullptr || first == 0 || first <= memory->FirstIndex()) return;
-  if (!memory->TruncateAfter(first - 1).ok()) return;
-  raft::HardState hs = memory->hard_state();
-  if (hs.commit() > first - 1) hs.set_commit(first - 1);
-  memory->SetHardState(hs);
-  checker_.ObserveLostSuffix(n.id, first - 1);
-  Trace(absl::StrCat("n", n.id, " lost its unsynced entries from ", first));
+  if (undone > 0) {
+    Trace(absl::StrCat("n", n.id, " lost its last ", undone, " of ", lost.size(),
+                       " unsynced writes"));
+  }
 }
 
 void Simulation::SendAll(SimNode& n, const std::vector<raft::Message>& messages) {
@@ -614,6 +641,8 @@ void Simulation::CrashNow(SimNode& n, int64_t down_ticks) {
 void Simulation::Crash(uint64_t id) { CrashNow(at(id), -1); }
 
 void Simulation::HoldSyncs(uint64_t id, bool held) { at(id).syncs_held = held; }
+
+bool Simulation::HasUnsyncedWrites(uint64_t id) const { return !at(id).unsynced.empty(); }
 
 void Simulation::Restart(uint64_t id) {
   SimNode& n = at(id);

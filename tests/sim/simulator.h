@@ -84,9 +84,12 @@ struct SimOptions {
   bool unsafe_commit_prior_term = false;
   // Chance that a node writes a Ready without syncing it (Node::AdvanceWritten,
   // as server/node/log_syncer.h does): its acknowledgements wait, and a later
-  // step syncs (MarkDurable). A crash before that sync loses those appends
-  // (MemoryStorage only). 0 syncs every Ready at once.
+  // step syncs (MarkDurable). A crash before that sync loses a random suffix
+  // of those writes, overwrites included (MemoryStorage only). 0 syncs every
+  // Ready at once.
   double deferred_sync_rate = 0.5;
+  // A crash loses every unsynced write, not a random suffix of them.
+  bool crash_loses_all_unsynced = false;
   // Chance per step that a node's unsynced writes finish syncing.
   double sync_complete_rate = 0.5;
   // Applied last to every node's raft::Config (after randomization).
@@ -134,8 +137,10 @@ struct SimStats {
   uint64_t snapshots_sent = 0;
   uint64_t snapshots_installed = 0;
   uint64_t compactions = 0;
-  uint64_t leaders = 0;        // distinct (term, leader) pairs
-  uint64_t max_committed = 0;  // highest index applied anywhere
+  uint64_t unsynced_writes_lost = 0;  // undone by crashes
+  uint64_t overwrites_lost = 0;       // of those, writes that had replaced entries
+  uint64_t leaders = 0;               // distinct (term, leader) pairs
+  uint64_t max_committed = 0;         // highest index applied anywhere
 };
 
 struct SimResult {
@@ -186,6 +191,8 @@ class Simulation {
   // While held, node `id`'s unsynced writes stay unsynced (until a Ready that
   // must sync, or a crash, which loses them).
   void HoldSyncs(uint64_t id, bool held);
+  // Whether node `id` has writes not yet synced.
+  bool HasUnsyncedWrites(uint64_t id) const;
   void Restart(uint64_t id);
   void Campaign(uint64_t id);
   absl::StatusOr<uint64_t> Propose(uint64_t id, std::string data);
@@ -239,8 +246,12 @@ class Simulation {
       uint64_t first_index = 0;  // 0: no entries
       uint64_t last_index = 0;
       uint64_t last_term = 0;
-      bool appends_only = true;             // extends the log; overwrites nothing
       std::vector<raft::Message> messages;  // sent once synced
+      // To undo the write on a crash: the entries it overwrote (from
+      // first_index on) and the hard state before it.
+      std::vector<raft::Entry> replaced;
+      raft::HardState hard_state_before;
+      bool undoable = true;  // false when the overwritten entries were compacted
     };
     std::vector<UnsyncedWrite> unsynced;
     bool syncs_held = false;
@@ -263,7 +274,7 @@ class Simulation {
   // FinishSyncs without telling the node: returns the last durable entry
   // (index, term) for a MarkDurable after the Ready in progress.
   std::optional<std::pair<uint64_t, uint64_t>> CompleteSyncs(SimNode& n);
-  // A crash drops the unsynced appends (and the commit they carried).
+  // A crash undoes a suffix of the unsynced writes (entries and commit).
   void LoseUnsyncedWrites(SimNode& n);
   void InjectRandomFaults();
   void StartRandomPartition();
