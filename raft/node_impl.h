@@ -76,8 +76,8 @@ class Node::Impl {
   // MaybeCommit, then, if the commit index moved: answers the reads waiting
   // for it, and tells followers at once when the commit covers a pending
   // configuration change or the entries a new leader inherited (others learn
-  // it from the next append or heartbeat). Returns whether it moved.
-  bool AdvanceCommit();
+  // it from the next append or heartbeat).
+  void AdvanceCommit();
   void HandleAppendResponse(const Message& m);
   void HandleHeartbeatResponse(const Message& m);
   void HandleAppendEntries(const Message& m);

@@ -112,9 +112,9 @@ bool Node::Impl::MaybeCommit() {
   return raft_log_.MaybeCommit(mci, term_);
 }
 
-bool Node::Impl::AdvanceCommit() {
+void Node::Impl::AdvanceCommit() {
   const uint64_t previous = raft_log_.committed();
-  if (!MaybeCommit()) return false;
+  if (!MaybeCommit()) return;
   ReleasePendingReads();
   // An append per commit would double the messages, follower wake-ups and
   // acknowledgements of every write; followers learn most commits from the
@@ -124,7 +124,6 @@ bool Node::Impl::AdvanceCommit() {
   if (previous < pending_conf_index_ && raft_log_.committed() >= pending_conf_index_) {
     BcastAppend();
   }
-  return true;
 }
 
 void Node::Impl::HandleAppendResponse(const Message& m) {

@@ -96,9 +96,10 @@ class ClientApi {
                   std::shared_ptr<Waiter> waiter);
   // Removes and returns the waiter, if parked.
   std::shared_ptr<Waiter> TakeWaiter(bool election, const std::string& name, uint64_t lease);
-  // Parks `call` (a queued Acquire or Campaign) until the state machine grants
-  // or ends its wait, then answers it as ParkedCall does with `fill`; if the call is cancelled or
-  // its deadline passes first, the wait is withdrawn (WithdrawWait).
+  // Parks `call` (a queued Acquire or Campaign) until the state machine
+  // grants or ends its wait, then answers it as ParkedCall does with `fill`.
+  // If the call is cancelled or its deadline passes first, the wait is
+  // withdrawn (WithdrawWait).
   template <typename Response>
   void ParkUntilAnswered(bool election, const std::string& name, uint64_t lease,
                          const std::shared_ptr<UnaryCall<Response>>& call,
