@@ -49,7 +49,13 @@ Replica::Replica(ReplicaOptions options, std::unique_ptr<raft::LogStorage> stora
   for (const auto& [id, address] : options_.members) {
     if (id != options_.node_id) transport_options.peers[id] = address.peer;
   }
-  transport_ = std::make_unique<Transport>(transport_options, this, logger_);
+  if (options_.testing_peer_sender) {
+    peers_ = options_.testing_peer_sender(this);
+  } else {
+    auto transport = std::make_unique<Transport>(transport_options, this, logger_);
+    transport_ = transport.get();
+    peers_ = std::move(transport);
+  }
 }
 
 Replica::~Replica() { Stop(false); }
@@ -104,7 +110,7 @@ absl::Status Replica::Start() {
   soft_ = raft::SoftState{node_->leader(), node_->role()};
   syncer_ = std::make_unique<LogSyncer>(
       [this] { return storage_->Sync(); },
-      [this](std::vector<raft::Message> messages) { transport_->Send(std::move(messages)); },
+      [this](std::vector<raft::Message> messages) { peers_->Send(std::move(messages)); },
       [this](uint64_t index, uint64_t term) {
         Post([this, index, term] { node_->MarkDurable(index, term); });
       });
@@ -156,7 +162,7 @@ void Replica::Stop(bool transfer_leadership, std::chrono::milliseconds wait) {
   wake_.notify_all();
   loop_.join();
   syncer_->Stop();  // sends the acknowledgements whose writes it syncs
-  transport_->Shutdown();
+  peers_->Shutdown();
   FailPending(absl::UnavailableError("the replica is shutting down"));
   for (auto& [command, done] : proposals_) {
     if (done) done(absl::UnavailableError("the replica is shutting down"));
@@ -263,7 +269,7 @@ void Replica::Loop() {
 
 void Replica::OnTick() {
   node_->Tick();
-  transport_->Tick();
+  peers_->Tick();
   if (node_->role() == raft::Role::kLeader && state_.leases().size() > 0 &&
       Clock::now() - last_time_advance_ >= options_.time_advance_interval) {
     v1::Command advance;
@@ -346,7 +352,7 @@ void Replica::HandleReady() {
     raft::Ready rd = node_->GetReady();
     // Thesis 10.2.1: the leader's AppendEntries go out while it writes.
     if (!rd.replication_messages.empty()) {
-      transport_->Send(std::move(rd.replication_messages));
+      peers_->Send(std::move(rd.replication_messages));
       rd.replication_messages.clear();
     }
     // A new term or vote, or a snapshot, is written synchronously after every
@@ -408,7 +414,7 @@ void Replica::SendAfterDurable(raft::Ready& rd, bool synced) {
     job.last_term = rd.entries.back().term();
   }
   if (job.needs_sync || !job.messages.empty()) syncer_->Submit(std::move(job));
-  if (!send_now.empty()) transport_->Send(std::move(send_now));
+  if (!send_now.empty()) peers_->Send(std::move(send_now));
 }
 
 void Replica::ApplyCommitted(const std::vector<raft::Entry>& entries) {

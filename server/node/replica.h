@@ -69,6 +69,10 @@ struct ReplicaOptions {
   size_t max_proposals_per_ready = 4096;
   // Seed of the election-timeout randomness (node id mixed in).
   uint64_t random_seed = 0;
+  // TESTING: makes the sender of this replica's Raft messages instead of the
+  // gRPC Transport (transport() is then unavailable). Called once, by the
+  // constructor; `handler` is the replica.
+  std::function<std::unique_ptr<PeerSender>(TransportHandler* handler)> testing_peer_sender;
 };
 
 // What a client needs to redirect a write.
@@ -101,6 +105,7 @@ class Replica : public TransportHandler {
             std::chrono::milliseconds wait = std::chrono::milliseconds(2000));
 
   // The peer transport; register transport().service() on the peer server.
+  // Precondition: no testing_peer_sender.
   Transport& transport() { return *transport_; }
 
   // Proposes `command` (the loop stamps its cluster time). `done` gets the
@@ -176,7 +181,8 @@ class Replica : public TransportHandler {
   const ReplicaOptions options_;
   std::unique_ptr<raft::LogStorage> storage_;
   const std::shared_ptr<spdlog::logger> logger_;
-  std::unique_ptr<Transport> transport_;
+  std::unique_ptr<PeerSender> peers_;  // sends Raft messages
+  Transport* transport_ = nullptr;     // peers_ when it is the gRPC Transport
   std::unique_ptr<raft::Node> node_;
   // Syncs the loop's writes; created in Start(), stopped after the loop.
   std::unique_ptr<LogSyncer> syncer_;

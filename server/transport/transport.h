@@ -60,7 +60,21 @@ class TransportHandler {
   virtual void OnSnapshotStatus(uint64_t peer, bool success) = 0;
 };
 
-class Transport {
+// Where a replica sends its Raft messages: the gRPC Transport below, or a
+// test's in-process fake.
+class PeerSender {
+ public:
+  virtual ~PeerSender() = default;
+  // Queues messages for their recipients and returns without waiting for the
+  // network. Thread-safe.
+  virtual void Send(std::vector<RaftMessage> messages) = 0;
+  // Called every tick of the replica loop.
+  virtual void Tick() = 0;
+  // Stops sending and receiving; no handler call starts after it returns.
+  virtual void Shutdown() = 0;
+};
+
+class Transport final : public PeerSender {
  public:
   // `handler` must outlive the transport.
   Transport(TransportOptions options, TransportHandler* handler,
@@ -72,16 +86,14 @@ class Transport {
   // The receiving service; register it on the peer gRPC server before start.
   grpc::Service* service();
 
-  // Queues messages for their recipients and returns without waiting for the
-  // network. Thread-safe. Messages to unknown ids are dropped with a log line.
-  void Send(std::vector<RaftMessage> messages);
+  // As PeerSender. Messages to unknown ids are dropped with a log line.
+  void Send(std::vector<RaftMessage> messages) override;
 
-  // Re-opens broken streams whose backoff has passed. Call periodically
-  // (e.g. every tick).
-  void Tick();
+  // Re-opens broken streams whose backoff has passed.
+  void Tick() override;
 
-  // Stops sending and receiving; waits for in-flight snapshot transfers.
-  void Shutdown();
+  // As PeerSender; also waits for in-flight snapshot transfers.
+  void Shutdown() override;
 
  private:
   class Impl;

@@ -1,0 +1,171 @@
+// Replica driver tests with the peers played by the test: the replica runs its
+// real loop and syncer over a MemoryStorage, and its Raft messages go to a
+// capturing PeerSender instead of gRPC, so a test can order what the loop
+// sees.
+#include "server/node/replica.h"
+
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "raft/memory_storage.h"
+
+namespace raftlock::server {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+// Records every message the replica sends.
+class CapturingSender final : public PeerSender {
+ public:
+  void Send(std::vector<RaftMessage> messages) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& m : messages) sent_.push_back(std::move(m));
+    arrived_.notify_all();
+  }
+  void Tick() override {}
+  void Shutdown() override {}
+
+  // The first message after the first `from` sent ones that matches `match`,
+  // waiting at most `timeout`; sets *next to the position after it.
+  std::optional<RaftMessage> WaitFor(size_t from,
+                                     const std::function<bool(const RaftMessage&)>& match,
+                                     milliseconds timeout, size_t* next) {
+    std::unique_lock<std::mutex> lock(mu_);
+    const auto deadline = Clock::now() + timeout;
+    size_t i = from;
+    while (true) {
+      for (; i < sent_.size(); ++i) {
+        if (match(sent_[i])) {
+          *next = i + 1;
+          return sent_[i];
+        }
+      }
+      if (arrived_.wait_until(lock, deadline) == std::cv_status::timeout && i == sent_.size()) {
+        return std::nullopt;
+      }
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable arrived_;
+  std::vector<RaftMessage> sent_;
+};
+
+RaftMessage Reply(const RaftMessage& to, v1::MessageType type, uint64_t term) {
+  RaftMessage m;
+  m.set_type(type);
+  m.set_from(to.to());
+  m.set_to(to.from());
+  m.set_term(term);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "semantics 1: a proposal stamped in the loop pass that made the replica leader carries the "
+    "applied cluster time, not the machine's uptime",
+    "[replica][cluster-time]") {
+  ReplicaOptions options;
+  options.cluster_id = "replica-test";
+  options.node_id = 1;
+  for (uint64_t id : {1, 2, 3}) {
+    options.members[id] = MemberAddress{"127.0.0.1:1", "127.0.0.1:1"};  // never dialled
+  }
+  options.tick = milliseconds(10);
+  options.election_ticks = 8;
+  options.random_seed = 7;
+  CapturingSender* peers = nullptr;
+  options.testing_peer_sender = [&peers](TransportHandler*) {
+    auto sender = std::make_unique<CapturingSender>();
+    peers = sender.get();
+    return sender;
+  };
+  auto logger = std::make_shared<spdlog::logger>("replica-test",
+                                                 std::make_shared<spdlog::sinks::null_sink_mt>());
+  Replica replica(options, std::make_unique<raft::MemoryStorage>(), logger);
+  const auto started = Clock::now();
+  REQUIRE(replica.Start().ok());
+  REQUIRE(peers != nullptr);
+
+  // Node 2 grants the pre-vote; the replica then asks for real votes.
+  size_t next = 0;
+  auto pre_vote = peers->WaitFor(
+      0, [](const RaftMessage& m) { return m.type() == v1::MSG_PRE_VOTE && m.to() == 2; },
+      milliseconds(5000), &next);
+  REQUIRE(pre_vote.has_value());
+  replica.OnMessages({Reply(*pre_vote, v1::MSG_PRE_VOTE_RESP, pre_vote->term())});
+  auto vote = peers->WaitFor(
+      next, [](const RaftMessage& m) { return m.type() == v1::MSG_VOTE && m.to() == 2; },
+      milliseconds(5000), &next);
+  REQUIRE(vote.has_value());
+  const uint64_t term = vote->term();
+
+  // Hold the loop, then queue the winning vote and a proposal behind it: the
+  // loop steps the vote (becoming leader) and stamps the proposal in the same
+  // pass, before the Ready that reports the new role is handled.
+  std::promise<void> loop_held;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  replica.RunOnLoop([&loop_held, released] {
+    loop_held.set_value();
+    released.wait();
+  });
+  loop_held.get_future().wait();
+  replica.OnMessages({Reply(*vote, v1::MSG_VOTE_RESP, term)});
+  std::promise<absl::StatusOr<lock::ApplyResult>> applied;
+  v1::Command command;
+  command.mutable_time_advance();
+  replica.Propose(std::move(command), [&applied](absl::StatusOr<lock::ApplyResult> result) {
+    applied.set_value(std::move(result));
+  });
+  release.set_value();
+
+  // Node 2 acknowledges every append and heartbeat until the proposal is
+  // applied (node 3 stays silent).
+  auto applied_future = applied.get_future();
+  const auto deadline = Clock::now() + milliseconds(5000);
+  while (applied_future.wait_for(milliseconds(0)) != std::future_status::ready &&
+         Clock::now() < deadline) {
+    auto to_node2 = peers->WaitFor(
+        next,
+        [](const RaftMessage& m) {
+          return m.to() == 2 && (m.type() == v1::MSG_APP || m.type() == v1::MSG_HEARTBEAT);
+        },
+        milliseconds(200), &next);
+    if (!to_node2) continue;
+    if (to_node2->type() == v1::MSG_HEARTBEAT) {
+      RaftMessage ack = Reply(*to_node2, v1::MSG_HEARTBEAT_RESP, term);
+      ack.set_context(to_node2->context());
+      replica.OnMessages({ack});
+      continue;
+    }
+    RaftMessage ack = Reply(*to_node2, v1::MSG_APP_RESP, term);
+    ack.set_index(to_node2->index() + static_cast<uint64_t>(to_node2->entries_size()));
+    replica.OnMessages({ack});
+  }
+  REQUIRE(applied_future.wait_for(milliseconds(0)) == std::future_status::ready);
+  absl::StatusOr<lock::ApplyResult> result = applied_future.get();
+  REQUIRE(result.ok());
+  // A fresh cluster's time starts at 0 and advances only while a leader leads,
+  // so it cannot exceed the time since this replica started (the bug this
+  // pins added the machine's uptime instead).
+  const int64_t since_start_ms =
+      std::chrono::duration_cast<milliseconds>(Clock::now() - started).count();
+  CHECK(result->result.cluster_time_ms() <= since_start_ms);
+  replica.Stop();
+}
+
+}  // namespace raftlock::server
