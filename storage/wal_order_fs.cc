@@ -1,9 +1,9 @@
 #include "storage/wal_order_fs.h"
 
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
-#include <vector>
 
 #include "rocksdb/file_system.h"
 
