@@ -85,7 +85,9 @@ class ClientApi {
 
   // Adds every client service to `builder`.
   void Register(grpc::ServerBuilder& builder);
-  // Ends Observe streams (call before shutting the server down).
+  // Ends Observe streams and answers parked calls CANCELLED. Call after the
+  // replica has stopped (the answers read its state) and before shutting the
+  // server down.
   void Shutdown();
 
   Replica& replica() { return *replica_; }

@@ -84,8 +84,10 @@ TEST_CASE(
   for (uint64_t id : {1, 2, 3}) {
     options.members[id] = MemberAddress{"127.0.0.1:1", "127.0.0.1:1"};  // never dialled
   }
+  // Election timeout 500-1000 ms: long enough that the candidate does not
+  // start over between its vote request and the held loop pass below.
   options.tick = milliseconds(10);
-  options.election_ticks = 8;
+  options.election_ticks = 50;
   options.random_seed = 7;
   CapturingSender* peers = nullptr;
   options.testing_peer_sender = [&peers](TransportHandler*) {
@@ -93,6 +95,8 @@ TEST_CASE(
     peers = sender.get();
     return sender;
   };
+  // Declared before the replica, which answers it (also when it stops early).
+  std::promise<absl::StatusOr<lock::ApplyResult>> applied;
   auto logger = std::make_shared<spdlog::logger>("replica-test",
                                                  std::make_shared<spdlog::sinks::null_sink_mt>());
   Replica replica(options, std::make_unique<raft::MemoryStorage>(), logger);
@@ -125,7 +129,6 @@ TEST_CASE(
   });
   loop_held.get_future().wait();
   replica.OnMessages({Reply(*vote, v1::MSG_VOTE_RESP, term)});
-  std::promise<absl::StatusOr<lock::ApplyResult>> applied;
   v1::Command command;
   command.mutable_time_advance();
   replica.Propose(std::move(command), [&applied](absl::StatusOr<lock::ApplyResult> result) {

@@ -98,7 +98,7 @@ TEST_CASE("Figure 8: the same schedule with the correct commit rule is safe and 
   for (uint64_t seed : {1, 2, 3}) {
     ScenarioOutcome out = RunFigure8Scenario(/*unsafe_commit_prior_term=*/false, seed);
     INFO("seed " << seed << "\n" << out.narrative);
-    if (out.violation) INFO(out.violation->property << ": " << out.violation->detail);
+    INFO((out.violation ? out.violation->property + ": " + out.violation->detail : "no violation"));
     CHECK_FALSE(out.violation.has_value());
     CHECK(out.completed);
   }
@@ -122,7 +122,7 @@ TEST_CASE("Thesis 10.2.1: the same schedule with unsynced entries not counted is
   for (uint64_t seed : {1, 2, 3}) {
     ScenarioOutcome out = RunUnsyncedLeaderScenario(/*count_unsynced_entries=*/false, seed);
     INFO("seed " << seed << "\n" << out.narrative);
-    if (out.violation) INFO(out.violation->property << ": " << out.violation->detail);
+    INFO((out.violation ? out.violation->property + ": " + out.violation->detail : "no violation"));
     CHECK_FALSE(out.violation.has_value());
     CHECK(out.completed);
   }
@@ -133,7 +133,7 @@ TEST_CASE("a follower's unsynced overwrite lost in a crash brings back its old s
   for (uint64_t seed : {1, 2, 3}) {
     ScenarioOutcome out = RunUnsyncedOverwriteScenario(seed);
     INFO("seed " << seed << "\n" << out.narrative);
-    if (out.violation) INFO(out.violation->property << ": " << out.violation->detail);
+    INFO((out.violation ? out.violation->property + ": " + out.violation->detail : "no violation"));
     CHECK_FALSE(out.violation.has_value());
     CHECK(out.completed);
   }
