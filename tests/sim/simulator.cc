@@ -274,6 +274,13 @@ void Simulation::DriveReady(SimNode& n) {
       checker_.ObservePersist(n.id, write);
       if (n.pending_crash == CrashPoint::kAfterPersist) {
         Trace(absl::StrCat("n", n.id, " crashes after persisting, before sending"));
+        if (deferred && !rd.entries.empty()) {
+          // Written, never synced: the crash may lose it like any other.
+          pending.first_index = rd.entries.front().index();
+          pending.last_index = rd.entries.back().index();
+          pending.last_term = rd.entries.back().term();
+          n.unsynced.push_back(std::move(pending));
+        }
         CrashNow(n, n.pending_down_ticks);
         return;
       }
