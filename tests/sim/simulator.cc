@@ -286,7 +286,12 @@ void Simulation::DriveReady(SimNode& n) {
       }
     }
     if (!replicate_early) SendAll(n, rd.replication_messages);
-    if (deferred && (!rd.entries.empty() || !n.unsynced.empty())) {
+    // As with LogSyncer: messages wait when this write has entries or an
+    // earlier sync job (entries or waiting messages) is pending.
+    const bool sync_job_pending = std::any_of(
+        n.unsynced.begin(), n.unsynced.end(),
+        [](const SimNode::UnsyncedWrite& w) { return w.first_index != 0 || !w.messages.empty(); });
+    if (deferred && (!rd.entries.empty() || sync_job_pending)) {
       if (!rd.entries.empty()) {
         pending.first_index = rd.entries.front().index();
         pending.last_index = rd.entries.back().index();
@@ -296,6 +301,9 @@ void Simulation::DriveReady(SimNode& n) {
       n.unsynced.push_back(std::move(pending));
     } else {
       SendAll(n, rd.messages);
+      // A commit-only write with nothing before it to wait for: its messages
+      // leave now (as with LogSyncer), but a crash may still lose the write.
+      if (deferred && rd.hard_state.has_value()) n.unsynced.push_back(std::move(pending));
     }
 
     if (rd.snapshot.has_value()) {
