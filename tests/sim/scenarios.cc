@@ -29,6 +29,15 @@ SimOptions ScriptedOptions(int num_nodes, uint64_t seed, bool verbose) {
   return options;
 }
 
+// ScriptedOptions on three nodes whose every eligible Ready is synced later,
+// and whose crashes lose every unsynced write.
+SimOptions UnsyncedScriptedOptions(uint64_t seed, bool verbose) {
+  SimOptions options = ScriptedOptions(3, seed, verbose);
+  options.deferred_sync_rate = 1.0;
+  options.crash_loses_all_unsynced = true;
+  return options;
+}
+
 // Records that the next stage of the script happened.
 void Stage(ScenarioOutcome& out, const std::string& line) {
   ++out.stages_done;
@@ -147,9 +156,7 @@ ScenarioOutcome RunFigure8Scenario(bool unsafe_commit_prior_term, uint64_t seed,
 ScenarioOutcome RunUnsyncedLeaderScenario(bool count_unsynced_entries, uint64_t seed,
                                           bool verbose) {
   ScenarioOutcome out;
-  SimOptions options = ScriptedOptions(3, seed, verbose);
-  options.deferred_sync_rate = 1.0;  // every Ready that may be is synced later
-  options.crash_loses_all_unsynced = true;
+  SimOptions options = UnsyncedScriptedOptions(seed, verbose);
   options.configure_node = [count_unsynced_entries](raft::Config& c) {
     c.testing_count_unsynced_entries = count_unsynced_entries;
   };
@@ -226,9 +233,7 @@ ScenarioOutcome RunUnsyncedLeaderScenario(bool count_unsynced_entries, uint64_t 
 
 ScenarioOutcome RunUnsyncedOverwriteScenario(uint64_t seed, bool verbose) {
   ScenarioOutcome out;
-  SimOptions options = ScriptedOptions(3, seed, verbose);
-  options.deferred_sync_rate = 1.0;  // every Ready that may be is synced later
-  options.crash_loses_all_unsynced = true;
+  SimOptions options = UnsyncedScriptedOptions(seed, verbose);
   Simulation sim(options);
   sim.set_random_faults(false);
   auto stage = [&](const std::string& line) { Stage(out, line); };
