@@ -40,7 +40,10 @@ void ClientApi::Shutdown() {
   for (ObserveStream* stream : streams) {
     stream->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the replica is shutting down"));
   }
-  for (auto& [key, waiter] : waiters) waiter->Ended(v1::END_REASON_CANCELLED, 0, 0);
+  const CallError interrupted = ReplicaError(
+      absl::UnavailableError("the replica is shutting down; the wait is still queued, retry it"),
+      replica_->leader());
+  for (auto& [key, waiter] : waiters) waiter->Interrupted(interrupted);
 }
 
 void ClientApi::ParkWaiter(bool election, const std::string& name, uint64_t lease,

@@ -41,6 +41,10 @@ class Waiter {
   virtual void Granted(uint64_t token, uint64_t epoch, uint64_t index, int64_t cluster_time_ms) = 0;
   // The wait ended without a grant.
   virtual void Ended(v1::EndReason reason, uint64_t index, int64_t cluster_time_ms) = 0;
+  // This replica stops answering while the wait stays queued in the replicated
+  // state: answered with `error`, so the client retries its call (same
+  // WriteId) on the next leader and is parked there.
+  virtual void Interrupted(const CallError& error) = 0;
 };
 
 // The Waiter of a parked unary call: answers `call` with a Response whose
@@ -61,6 +65,7 @@ class ParkedCall : public Waiter {
   void Ended(v1::EndReason reason, uint64_t index, int64_t now_ms) override {
     Answer(false, 0, 0, NotAcquiredReasonFor(reason), index, now_ms);
   }
+  void Interrupted(const CallError& error) override { call_->Fail(error); }
 
  private:
   void Answer(bool granted, uint64_t token, uint64_t epoch, v1::NotAcquiredReason reason,
@@ -85,9 +90,10 @@ class ClientApi {
 
   // Adds every client service to `builder`.
   void Register(grpc::ServerBuilder& builder);
-  // Ends Observe streams and answers parked calls CANCELLED. Call after the
-  // replica has stopped (the answers read its state) and before shutting the
-  // server down.
+  // Ends Observe streams and answers parked calls UNAVAILABLE with a leader
+  // hint (their waits stay queued; clients retry them on the next leader).
+  // Call after the replica has stopped (the answers read its state) and
+  // before shutting the server down.
   void Shutdown();
 
   Replica& replica() { return *replica_; }

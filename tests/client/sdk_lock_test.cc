@@ -274,4 +274,39 @@ TEST_CASE("retries are exactly-once: a retried write returns its first answer an
     REQUIRE(mutex.Unlock(After(8s)).ok());
   }
   CHECK(held >= 15);
+
+}
+
+TEST_CASE("a Lock waiting on a leader that shuts down keeps its place and is granted later",
+          "[client][sdk][failover]") {
+  TestCluster t;
+  auto client = t.NewClient();
+  auto holder_session = t.NewSession(client);
+  auto waiter_session = t.NewSession(client);
+  Mutex holder(*holder_session, "shutdown/lock");
+  REQUIRE(holder.Lock(After(5s)).ok());
+  Mutex waiter(*waiter_session, "shutdown/lock");
+  auto waited = std::async(std::launch::async, [&] { return waiter.Lock(After(20s)); });
+  REQUIRE(Eventually(5s, [&] {
+    auto d = client->LockDescribe("shutdown/lock", After(2s));
+    return d.ok() && d->lock().waiters_size() == 1;
+  }));
+
+  // Rule: a graceful shutdown answers the parked call UNAVAILABLE, not
+  // "cancelled": its wait is still queued in the replicated state, and the
+  // SDK retries the same write on the next leader.
+  t.cluster.Terminate(t.leader);
+  const int next_leader = t.cluster.WaitForLeader(10s, {t.leader});
+  REQUIRE(next_leader != 0);
+  CHECK(waited.wait_for(500ms) == std::future_status::timeout);
+  REQUIRE(holder.Unlock(After(10s)).ok());
+  absl::Status status = waited.get();
+  INFO(status.ToString());
+  REQUIRE(status.ok());
+  CHECK(waiter.held());
+  CHECK(waiter.token() > holder.token());
+  auto d = client->LockDescribe("shutdown/lock", After(5s));
+  REQUIRE(d.ok());
+  REQUIRE(d->lock().holders_size() == 1);
+  CHECK(d->lock().holders(0).lease_id() == waiter_session->lease_id());
 }
