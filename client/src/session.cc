@@ -63,7 +63,12 @@ Session::Session(std::shared_ptr<Client> client, SessionOptions options, uint64_
       lease_id_(lease_id),
       acked_sent_(sent) {}
 
-Session::~Session() { (void)Close(After(milliseconds(1000))); }
+Session::~Session() {
+  (void)Close(After(milliseconds(1000)));
+  // Close skipped the join if it ran on the session's own thread.
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  if (thread_.joinable()) thread_.detach();  // destroyed from its own callback (not allowed)
+}
 
 SessionState Session::state() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -158,8 +163,9 @@ void Session::Run() {
 void Session::RevokeAfterLoss() {
   // The lease may outlive our loss report (cluster time stands still without a
   // leader); revoking frees its locks for others as soon as the cluster is back.
+  // Each attempt is a new write: a revoke that did apply makes the next one
+  // answer NOT_FOUND, which ends the loop as well.
   v1::LeaseRevokeRequest request;
-  *request.mutable_write() = client_->NextWrite();
   request.set_lease_id(lease_id_);
   const Deadline end = Clock::now() + 2 * options_.ttl;
   while (Clock::now() < end) {
@@ -170,6 +176,8 @@ void Session::RevokeAfterLoss() {
     auto revoked =
         client_->LeaseRevoke(request, std::min(end, Clock::now() + options_.keepalive_interval));
     if (revoked.ok() || revoked.status().code() == absl::StatusCode::kNotFound) return;
+    std::unique_lock<std::mutex> lock(mu_);  // a pause, so fast failures do not spin
+    if (cv_.wait_for(lock, milliseconds(100), [this] { return stop_; })) return;
   }
 }
 
@@ -180,11 +188,14 @@ absl::Status Session::Close(Deadline deadline) {
     stop_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  // From a callback on the session's own thread (on_state_change, OnCancel):
+  // that thread returns once the callback does.
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  // Guarded work stops before the revoke can hand the locks to anyone else.
+  SetState(SessionState::kClosed, "closed");
   v1::LeaseRevokeRequest request;
   request.set_lease_id(lease_id_);
   auto revoked = client_->LeaseRevoke(std::move(request), deadline);
-  SetState(SessionState::kClosed, "closed");
   if (!revoked.ok() && revoked.status().code() != absl::StatusCode::kNotFound) {
     return revoked.status();
   }

@@ -2,6 +2,7 @@
 // the background; when keepalives fail it reports jeopardy, then loss, through
 // its callback and its cancellation token, before the server could give its
 // locks to another session (include/raftlock/session.h; DESIGN.md "Leases").
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <mutex>
 #include <thread>
@@ -57,10 +58,20 @@ TEST_CASE("Session keeps its lease alive in the background and Close revokes it"
   CHECK(recorder.Get().empty());  // healthy throughout: no state change reported
 
   // Rule: Close revokes the lease (its locks are released at once) and
-  // cancels the token; it is idempotent.
+  // cancels the token; it is idempotent. The token is cancelled first, while
+  // the lock is still this session's: guarded work stops before anyone else
+  // can take the lock.
   Mutex mutex(*session, "session/close");
   REQUIRE(mutex.Lock(After(5s)).ok());
+  uint64_t holder_when_cancelled = 0;
+  session->token().OnCancel([&] {
+    auto d = client->LockDescribe("session/close", After(5s));
+    if (d.ok() && d->lock().holders_size() == 1) {
+      holder_when_cancelled = d->lock().holders(0).lease_id();
+    }
+  });
   REQUIRE(session->Close(After(5s)).ok());
+  CHECK(holder_when_cancelled == lease);
   CHECK(session->state() == SessionState::kClosed);
   CHECK(session->token().cancelled());
   CHECK_FALSE(mutex.held());
@@ -89,6 +100,15 @@ TEST_CASE("Session reports jeopardy then lost when every node is SIGSTOPped, bef
   const auto ttl = 2000ms;
   auto session_a = t.NewSession(client_a, ttl, recorder.Callback());
   auto session_b = t.NewSession(client_b, 30s);
+  // A session that closes itself from its own state callback when lost.
+  Session* self_closing = nullptr;
+  std::atomic<bool> self_closed{false};
+  auto session_c = t.NewSession(client_b, ttl, [&](SessionState state) {
+    if (state != SessionState::kLost) return;
+    (void)self_closing->Close(After(200ms));
+    self_closed = true;
+  });
+  self_closing = session_c.get();
   Mutex mutex_a(*session_a, "session/guarded");
   auto guard = mutex_a.ScopedLock(After(5s));
   REQUIRE(guard.ok());
@@ -114,6 +134,9 @@ TEST_CASE("Session reports jeopardy then lost when every node is SIGSTOPped, bef
   CHECK(changes.back().first == SessionState::kLost);
   CHECK(session_a->state() == SessionState::kLost);
   CHECK(changes[0].second < changes[1].second);
+  // Rule: Close may be called from the session's own callback.
+  CHECK(Eventually(5s, [&] { return self_closed.load(); }));
+  CHECK(session_c->state() == SessionState::kClosed);
   // Rule: loss is reported before the local deadline (the last acknowledged
   // keepalive's send time + TTL): the server cannot expire the lease earlier.
   const Deadline local_deadline = session_a->local_deadline();

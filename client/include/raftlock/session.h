@@ -52,8 +52,10 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  // Stops the keepalives and revokes the lease; the state becomes kClosed and
-  // the token is cancelled. Idempotent. Thread-safe.
+  // Stops the keepalives, moves to kClosed and cancels the token, then revokes
+  // the lease (so guarded work is told to stop before anyone else can take
+  // the session's locks). Idempotent. Thread-safe, also from on_state_change
+  // and token callbacks.
   absl::Status Close(Deadline deadline);
 
   uint64_t lease_id() const { return lease_id_; }
