@@ -14,6 +14,8 @@ namespace {
 
 constexpr char kLeaderHintKey[] = "raftlock-leader-bin";
 constexpr char kReasonKey[] = "raftlock-reason";
+constexpr char kSequenceTooOld[] = "ERROR_REASON_SEQUENCE_TOO_OLD";
+constexpr size_t kMaxUnsent = 4096;
 
 std::chrono::system_clock::time_point ToSystem(Deadline deadline) {
   auto remaining = deadline - Clock::now();
@@ -89,7 +91,17 @@ v1::WriteId Client::NextWrite() {
   v1::WriteId write;
   write.set_client_id(client_id_);
   write.set_sequence(next_sequence_.fetch_add(1));
+  std::lock_guard<std::mutex> lock(mu_);
+  unsent_.insert(write.sequence());
+  // A WriteId taken and never sent is forgotten eventually; it then only
+  // loses the renewal (SEQUENCE_TOO_OLD stays an unknown outcome).
+  if (unsent_.size() > kMaxUnsent) unsent_.erase(unsent_.begin());
   return write;
+}
+
+bool Client::TakeUnsent(uint64_t sequence) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return unsent_.erase(sequence) > 0;
 }
 
 std::string Client::leader_address() const {
@@ -152,6 +164,8 @@ absl::Status Client::Call(const char* what, const CallOptions& call, Deadline de
                           const Rpc& rpc) {
   absl::Status last;
   int redirects = 0;
+  // No attempt of this write was sent before: the server cannot have applied it.
+  bool unsent = call.write != nullptr && TakeUnsent(call.write->sequence());
   for (int attempt = 0;; ++attempt) {
     const Deadline now = Clock::now();
     if (now >= deadline) {
@@ -173,6 +187,17 @@ absl::Status Client::Call(const char* what, const CallOptions& call, Deadline de
       return absl::OkStatus();
     }
     const std::string reason = Trailer(context, kReasonKey);
+    if (reason == kSequenceTooOld && call.write != nullptr) {
+      if (unsent) {  // refused unapplied: 16 newer writes of this client came first
+        *call.write = NextWrite();
+        unsent = TakeUnsent(call.write->sequence());
+        continue;
+      }
+      return absl::AbortedError(std::string(what) +
+                                ": the server no longer remembers whether this retried write "
+                                "applied (SEQUENCE_TOO_OLD): its outcome is unknown");
+    }
+    unsent = false;  // from here on this attempt may have applied
     if (!reason.empty()) return FromGrpc(status, reason);  // the state machine's answer
     if (!call.fixed_endpoint.empty()) return FromGrpc(status);
 
@@ -217,9 +242,9 @@ absl::StatusOr<v1::LeaseGrantResponse> Client::LeaseGrant(v1::LeaseGrantRequest 
                                                           Deadline deadline) {
   if (!request.has_write()) *request.mutable_write() = NextWrite();
   v1::LeaseGrantResponse response;
-  absl::Status status = Call("Lease.Grant", {}, deadline, [&](Endpoint& e, grpc::ClientContext* c) {
-    return e.lease->Grant(c, request, &response);
-  });
+  absl::Status status = Call(
+      "Lease.Grant", WriteCall(request.mutable_write()), deadline,
+      [&](Endpoint& e, grpc::ClientContext* c) { return e.lease->Grant(c, request, &response); });
   if (!status.ok()) return status;
   return response;
 }
@@ -229,7 +254,7 @@ absl::StatusOr<v1::LeaseRevokeResponse> Client::LeaseRevoke(v1::LeaseRevokeReque
   if (!request.has_write()) *request.mutable_write() = NextWrite();
   v1::LeaseRevokeResponse response;
   absl::Status status = Call(
-      "Lease.Revoke", {}, deadline,
+      "Lease.Revoke", WriteCall(request.mutable_write()), deadline,
       [&](Endpoint& e, grpc::ClientContext* c) { return e.lease->Revoke(c, request, &response); });
   if (!status.ok()) return status;
   return response;
@@ -286,15 +311,17 @@ absl::StatusOr<v1::LeaseListResponse> Client::LeaseList(Deadline deadline) {
 // ---------------------------------------------------------------- Lock
 
 absl::StatusOr<v1::LockAcquireResponse> Client::LockAcquire(v1::LockAcquireRequest request,
-                                                            Deadline deadline) {
+                                                            Deadline deadline,
+                                                            v1::WriteId* sent_write) {
   if (!request.has_write()) *request.mutable_write() = NextWrite();
   v1::LockAcquireResponse response;
-  CallOptions options;
+  CallOptions options = WriteCall(request.mutable_write());
   options.waits = request.wait_timeout_ms() > 0;
   options.wait = std::chrono::milliseconds(request.wait_timeout_ms());
   absl::Status status = Call(
       "Lock.Acquire", options, deadline,
       [&](Endpoint& e, grpc::ClientContext* c) { return e.lock->Acquire(c, request, &response); });
+  if (sent_write != nullptr) *sent_write = request.write();
   if (!status.ok()) return status;
   return response;
 }
@@ -304,7 +331,7 @@ absl::StatusOr<v1::LockReleaseResponse> Client::LockRelease(v1::LockReleaseReque
   if (!request.has_write()) *request.mutable_write() = NextWrite();
   v1::LockReleaseResponse response;
   absl::Status status = Call(
-      "Lock.Release", {}, deadline,
+      "Lock.Release", WriteCall(request.mutable_write()), deadline,
       [&](Endpoint& e, grpc::ClientContext* c) { return e.lock->Release(c, request, &response); });
   if (!status.ok()) return status;
   return response;
@@ -351,16 +378,17 @@ absl::StatusOr<v1::ValidateTokenResponse> Client::ValidateToken(const std::strin
 // ---------------------------------------------------------------- Election
 
 absl::StatusOr<v1::CampaignResponse> Client::Campaign(v1::CampaignRequest request,
-                                                      Deadline deadline) {
+                                                      Deadline deadline, v1::WriteId* sent_write) {
   if (!request.has_write()) *request.mutable_write() = NextWrite();
   v1::CampaignResponse response;
-  CallOptions options;
+  CallOptions options = WriteCall(request.mutable_write());
   options.waits = request.wait_timeout_ms() > 0;
   options.wait = std::chrono::milliseconds(request.wait_timeout_ms());
   absl::Status status =
       Call("Election.Campaign", options, deadline, [&](Endpoint& e, grpc::ClientContext* c) {
         return e.election->Campaign(c, request, &response);
       });
+  if (sent_write != nullptr) *sent_write = request.write();
   if (!status.ok()) return status;
   return response;
 }
@@ -369,10 +397,10 @@ absl::StatusOr<v1::ProclaimResponse> Client::Proclaim(v1::ProclaimRequest reques
                                                       Deadline deadline) {
   if (!request.has_write()) *request.mutable_write() = NextWrite();
   v1::ProclaimResponse response;
-  absl::Status status =
-      Call("Election.Proclaim", {}, deadline, [&](Endpoint& e, grpc::ClientContext* c) {
-        return e.election->Proclaim(c, request, &response);
-      });
+  absl::Status status = Call("Election.Proclaim", WriteCall(request.mutable_write()), deadline,
+                             [&](Endpoint& e, grpc::ClientContext* c) {
+                               return e.election->Proclaim(c, request, &response);
+                             });
   if (!status.ok()) return status;
   return response;
 }
@@ -380,10 +408,10 @@ absl::StatusOr<v1::ProclaimResponse> Client::Proclaim(v1::ProclaimRequest reques
 absl::StatusOr<v1::ResignResponse> Client::Resign(v1::ResignRequest request, Deadline deadline) {
   if (!request.has_write()) *request.mutable_write() = NextWrite();
   v1::ResignResponse response;
-  absl::Status status =
-      Call("Election.Resign", {}, deadline, [&](Endpoint& e, grpc::ClientContext* c) {
-        return e.election->Resign(c, request, &response);
-      });
+  absl::Status status = Call("Election.Resign", WriteCall(request.mutable_write()), deadline,
+                             [&](Endpoint& e, grpc::ClientContext* c) {
+                               return e.election->Resign(c, request, &response);
+                             });
   if (!status.ok()) return status;
   return response;
 }

@@ -275,6 +275,31 @@ TEST_CASE("retries are exactly-once: a retried write returns its first answer an
   }
   CHECK(held >= 15);
 
+  // The server keeps a client's last 16 results (dedup_window). A write whose
+  // first attempt arrives after 16 newer writes of its client (threads
+  // sharing a Client) is refused unapplied; the call sends it again with a
+  // new WriteId. A retried write refused so may have applied: ABORTED, an
+  // unknown outcome.
+  v1::LeaseGrantRequest late;
+  late.set_ttl_ms(10000);
+  *late.mutable_write() = client->NextWrite();
+  v1::LeaseGrantRequest retry = late;
+  *retry.mutable_write() = client->NextWrite();
+  auto applied = client->LeaseGrant(retry, After(5s));
+  REQUIRE(applied.ok());
+  for (int i = 0; i < 17; ++i) {
+    v1::LeaseGrantRequest newer;
+    newer.set_ttl_ms(10000);
+    REQUIRE(client->LeaseGrant(newer, After(5s)).ok());
+  }
+  auto late_grant = client->LeaseGrant(late, After(5s));
+  INFO(late_grant.status().ToString());
+  REQUIRE(late_grant.ok());
+  CHECK_FALSE(late_grant->header().duplicate());
+  auto forgotten = client->LeaseGrant(retry, After(5s));
+  INFO(forgotten.status().ToString());
+  CHECK(forgotten.status().code() == absl::StatusCode::kAborted);
+  CHECK(ErrorReason(forgotten.status()).empty());
 }
 
 TEST_CASE("a Lock waiting on a leader that shuts down keeps its place and is granted later",

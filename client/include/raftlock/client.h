@@ -27,6 +27,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,14 @@ class Client {
   uint64_t client_id() const { return client_id_; }
   const ClientOptions& options() const { return options_; }
   // A WriteId for a new logical write (next sequence). Thread-safe.
+  //
+  // The server keeps the results of a client's last `dedup_window` (16)
+  // writes. A write whose first attempt reaches the server after 16 newer
+  // writes of this client (threads sharing a Client) is answered
+  // SEQUENCE_TOO_OLD without being applied; the call then sends it again
+  // with a new WriteId, once per fresh write. A *retried* write answered
+  // SEQUENCE_TOO_OLD may or may not have applied: the call fails ABORTED
+  // (no ErrorReason), an outcome the caller must treat as unknown.
   v1::WriteId NextWrite();
   // The address of the replica believed to lead ("" if unknown).
   std::string leader_address() const;
@@ -89,8 +98,11 @@ class Client {
 
   // ---- Lock. Acquire with wait_timeout_ms > 0 waits on the server; the
   // attempt's gRPC deadline is set beyond the wait (bounded by `deadline`).
+  // `sent_write` (optional) receives the WriteId the call last sent: the
+  // request's, or the one that replaced it (see NextWrite).
   absl::StatusOr<v1::LockAcquireResponse> LockAcquire(v1::LockAcquireRequest request,
-                                                      Deadline deadline);
+                                                      Deadline deadline,
+                                                      v1::WriteId* sent_write = nullptr);
   absl::StatusOr<v1::LockReleaseResponse> LockRelease(v1::LockReleaseRequest request,
                                                       Deadline deadline);
   absl::StatusOr<v1::LockDescribeResponse> LockDescribe(const std::string& name, Deadline deadline);
@@ -99,7 +111,9 @@ class Client {
                                                           Deadline deadline);
 
   // ---- Election.
-  absl::StatusOr<v1::CampaignResponse> Campaign(v1::CampaignRequest request, Deadline deadline);
+  // `sent_write`: as for LockAcquire.
+  absl::StatusOr<v1::CampaignResponse> Campaign(v1::CampaignRequest request, Deadline deadline,
+                                                v1::WriteId* sent_write = nullptr);
   absl::StatusOr<v1::ProclaimResponse> Proclaim(v1::ProclaimRequest request, Deadline deadline);
   absl::StatusOr<v1::ResignResponse> Resign(v1::ResignRequest request, Deadline deadline);
   absl::StatusOr<v1::LeaderResponse> Leader(const std::string& name, Deadline deadline);
@@ -127,6 +141,9 @@ class Client {
     std::chrono::milliseconds wait{0};
     std::optional<std::chrono::milliseconds> attempt_timeout;
     std::string fixed_endpoint;  // only this endpoint, no redirects
+    // The WriteId of the request `rpc` sends (null: not a write); replaced
+    // when its first attempt is answered SEQUENCE_TOO_OLD (see NextWrite).
+    v1::WriteId* write = nullptr;
   };
   using Rpc = std::function<grpc::Status(Endpoint&, grpc::ClientContext*)>;
 
@@ -139,6 +156,14 @@ class Client {
   void NoteLeader(const std::string& address);
   void ForgetLeader(const std::string& failed_address);
   std::chrono::milliseconds Backoff(int attempt);
+  static CallOptions WriteCall(v1::WriteId* write) {
+    CallOptions options;
+    options.write = write;
+    return options;
+  }
+  // True the first time it is asked about a sequence NextWrite issued: the
+  // write has not been sent before. Later, or for an unknown sequence: false.
+  bool TakeUnsent(uint64_t sequence);
 
   const ClientOptions options_;
   const uint64_t client_id_;
@@ -148,6 +173,8 @@ class Client {
   std::string leader_;
   size_t next_endpoint_ = 0;
   std::mt19937_64 rng_;
+  // Sequences issued by NextWrite and not yet sent (the newest kMaxUnsent).
+  std::set<uint64_t> unsent_;
 };
 
 // Converts a gRPC status (and its trailing metadata's raftlock-reason) to absl.
