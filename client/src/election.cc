@@ -162,7 +162,8 @@ absl::Status Election::Campaign(const std::string& value, Deadline deadline) {
                                          SessionStateName(session_->state()));
   }
   Client& client = *session_->client();
-  v1::CampaignRequest request;  // the last attempt, for Abandon
+  const uint64_t kept_token = leading_ ? token_ : 0;  // campaigning again returns it
+  v1::CampaignRequest request;                        // the last attempt, for Abandon
   auto attempt = [&](int64_t wait_ms, Deadline by) -> absl::StatusOr<internal::WaitingAttempt> {
     request.Clear();
     *request.mutable_write() = client.NextWrite();
@@ -170,7 +171,7 @@ absl::Status Election::Campaign(const std::string& value, Deadline deadline) {
     request.set_lease_id(session_->lease_id());
     request.set_value(value);
     request.set_wait_timeout_ms(wait_ms);
-    auto answer = client.Campaign(request, by);
+    auto answer = client.Campaign(request, by, request.mutable_write());
     if (!answer.ok()) return answer.status();
     if (!answer->elected()) return internal::WaitingAttempt{false, answer->reason()};
     leading_ = true;
@@ -178,12 +179,21 @@ absl::Status Election::Campaign(const std::string& value, Deadline deadline) {
     epoch_ = answer->epoch();
     return internal::WaitingAttempt{true};
   };
-  return internal::RunWaitingCall({"campaign " + name_, "not elected", "another session leads"},
-                                  deadline, /*try_once=*/false, /*busy=*/nullptr, attempt,
-                                  [&] { Abandon(request, deadline); });
+  absl::Status status = internal::RunWaitingCall(
+      {"campaign " + name_, "not elected", "another session leads"}, deadline, /*try_once=*/false,
+      /*busy=*/nullptr, attempt, [&] { Abandon(request, kept_token, deadline); });
+  if (status.ok() && leading_ && session_->token().cancelled()) {
+    // Elected as the session was lost: the server may end it any moment.
+    (void)Resign(deadline);
+    leading_ = false;
+    return absl::FailedPreconditionError("campaign " + name_ + ": the session was " +
+                                         SessionStateName(session_->state()) +
+                                         " while campaigning; the leadership was resigned");
+  }
+  return status;
 }
 
-void Election::Abandon(const v1::CampaignRequest& request, Deadline deadline) {
+void Election::Abandon(const v1::CampaignRequest& request, uint64_t kept_token, Deadline deadline) {
   if (session_->token().cancelled()) return;  // the lease ended: nothing is led
   Client& client = *session_->client();
   internal::WithdrawUnanswered(
@@ -192,7 +202,9 @@ void Election::Abandon(const v1::CampaignRequest& request, Deadline deadline) {
         v1::CampaignRequest probe = request;
         probe.set_wait_timeout_ms(0);
         auto answer = client.Campaign(probe, by);
-        if (answer.ok() && answer->elected()) return answer->token();
+        if (answer.ok() && answer->elected() && answer->token() != kept_token) {
+          return answer->token();
+        }
         return std::nullopt;
       },
       [&](uint64_t token, Deadline by) {

@@ -21,7 +21,8 @@ absl::Status LockHandle::AcquireImpl(v1::LockMode mode, uint32_t permits, Deadli
                                          SessionStateName(session_->state()));
   }
   Client& client = *session_->client();
-  v1::LockAcquireRequest request;  // the last attempt, for Abandon
+  const uint64_t kept_token = held_ ? token_ : 0;  // a new Lock of a hold returns it again
+  v1::LockAcquireRequest request;                  // the last attempt, for Abandon
   auto attempt = [&](int64_t wait_ms, Deadline by) -> absl::StatusOr<internal::WaitingAttempt> {
     request.Clear();
     *request.mutable_write() = client.NextWrite();
@@ -30,7 +31,7 @@ absl::Status LockHandle::AcquireImpl(v1::LockMode mode, uint32_t permits, Deadli
     request.set_mode(mode);
     request.set_permits(permits);
     request.set_wait_timeout_ms(wait_ms);
-    auto answer = client.LockAcquire(request, by);
+    auto answer = client.LockAcquire(request, by, request.mutable_write());
     if (!answer.ok()) return answer.status();
     if (!answer->acquired()) return internal::WaitingAttempt{false, answer->reason()};
     held_ = true;
@@ -38,12 +39,22 @@ absl::Status LockHandle::AcquireImpl(v1::LockMode mode, uint32_t permits, Deadli
     mode_ = mode;
     return internal::WaitingAttempt{true};
   };
-  return internal::RunWaitingCall({"lock " + name_, "not acquired", "held by another session"},
-                                  deadline, try_once, busy, attempt,
-                                  [&] { Abandon(request, deadline); });
+  absl::Status status = internal::RunWaitingCall(
+      {"lock " + name_, "not acquired", "held by another session"}, deadline, try_once, busy,
+      attempt, [&] { Abandon(request, kept_token, deadline); });
+  if (status.ok() && held_ && session_->token().cancelled()) {
+    // Granted as the session was lost: the server may hand it on any moment.
+    (void)Unlock(deadline);
+    held_ = false;
+    return absl::FailedPreconditionError("lock " + name_ + ": the session was " +
+                                         SessionStateName(session_->state()) +
+                                         " while acquiring; the grant was given back");
+  }
+  return status;
 }
 
-void LockHandle::Abandon(const v1::LockAcquireRequest& request, Deadline deadline) {
+void LockHandle::Abandon(const v1::LockAcquireRequest& request, uint64_t kept_token,
+                         Deadline deadline) {
   if (session_->token().cancelled()) return;  // the lease ended: nothing is held
   Client& client = *session_->client();
   internal::WithdrawUnanswered(
@@ -52,7 +63,9 @@ void LockHandle::Abandon(const v1::LockAcquireRequest& request, Deadline deadlin
         v1::LockAcquireRequest probe = request;
         probe.set_wait_timeout_ms(0);
         auto answer = client.LockAcquire(probe, by);
-        if (answer.ok() && answer->acquired()) return answer->token();
+        if (answer.ok() && answer->acquired() && answer->token() != kept_token) {
+          return answer->token();
+        }
         return std::nullopt;
       },
       [&](uint64_t token, Deadline by) {

@@ -111,8 +111,9 @@ class Election {
 
  private:
   // Called when a campaign's outcome is unknown: withdraws the candidacy or
-  // resigns a leadership it may have won, giving up at `deadline`.
-  void Abandon(const v1::CampaignRequest& request, Deadline deadline);
+  // resigns a leadership it may have won, giving up at `deadline`. A
+  // leadership of `kept_token` (held before the call; 0: none) is kept.
+  void Abandon(const v1::CampaignRequest& request, uint64_t kept_token, Deadline deadline);
 
   Session* const session_;
   const std::string name_;

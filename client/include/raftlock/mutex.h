@@ -63,8 +63,9 @@ class LockHandle {
  private:
   friend class LockGuard;
   // Called when a call's outcome is unknown: withdraws a wait / releases a
-  // grant, giving up at `deadline` (the call's own).
-  void Abandon(const v1::LockAcquireRequest& request, Deadline deadline);
+  // grant, giving up at `deadline` (the call's own). A grant of `kept_token`
+  // (the hold this object had before the call; 0: none) is kept.
+  void Abandon(const v1::LockAcquireRequest& request, uint64_t kept_token, Deadline deadline);
 
   Session* const session_;
   const std::string name_;
