@@ -1,6 +1,7 @@
 // raftlockctl commands. Each returns the process exit code (ctl.h).
+#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,8 +44,18 @@ std::optional<milliseconds> ParseOrComplain(const std::string& flag, const std::
   return parsed;
 }
 
-// Runs `command` in its own process group with `extra_env`; returns its pid or -1.
-pid_t Spawn(const std::vector<std::string>& command,
+// A running command: its pid, and what to pass to kill() to signal it.
+struct Child {
+  pid_t pid = -1;
+  pid_t signal_target = 0;
+};
+
+// Runs `command` with `extra_env`. It gets its own process group, so that
+// signals reach everything it starts -- unless stdin is a terminal: then it
+// stays in raftlockctl's group, the terminal's foreground, so that it can read
+// the terminal and the terminal's Ctrl-C and Ctrl-Z reach both. It is killed
+// if raftlockctl dies (PR_SET_PDEATHSIG). pid -1 if it could not be started.
+Child Spawn(const std::vector<std::string>& command,
             const std::vector<std::pair<std::string, std::string>>& extra_env) {
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -63,37 +74,91 @@ pid_t Spawn(const std::vector<std::string>& command,
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t none, defaults;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  sigemptyset(&defaults);
-  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) sigaddset(&defaults, s);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, argv[0], nullptr, &attr, argv.data(), envp.data());
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    std::cerr << "raftlockctl: cannot run '" << command[0] << "': " << std::strerror(rc) << "\n";
-    return -1;
+  const bool own_group = isatty(STDIN_FILENO) == 0;
+  int exec_error[2];  // the child reports a failed exec here; a good exec closes it
+  if (pipe2(exec_error, O_CLOEXEC) != 0) {
+    std::cerr << "raftlockctl: cannot run '" << command[0] << "': " << std::strerror(errno) << "\n";
+    return {};
   }
-  return pid;
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid == 0) {  // only async-signal-safe calls from here to exec
+    close(exec_error[0]);
+    if (own_group) setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);  // raftlockctl died before prctl
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) sigaction(s, &dfl, nullptr);
+    execvpe(argv[0], argv.data(), envp.data());
+    const int error = errno;
+    (void)!write(exec_error[1], &error, sizeof error);
+    _exit(127);
+  }
+  close(exec_error[1]);
+  if (pid < 0) {
+    close(exec_error[0]);
+    std::cerr << "raftlockctl: cannot run '" << command[0] << "': " << std::strerror(errno) << "\n";
+    return {};
+  }
+  if (own_group) setpgid(pid, pid);  // as the child does: either may run first
+  int error = 0;
+  ssize_t n;
+  while ((n = read(exec_error[0], &error, sizeof error)) < 0 && errno == EINTR) {
+  }
+  close(exec_error[0]);
+  if (n > 0) {
+    int ignored;
+    waitpid(pid, &ignored, 0);
+    std::cerr << "raftlockctl: cannot run '" << command[0] << "': " << std::strerror(error) << "\n";
+    return {};
+  }
+  return {pid, own_group ? -pid : pid};
 }
 
 }  // namespace
 
-// Revokes the lease and exits: an interrupt before the lock / leadership was
-// obtained (the process must not leave a wait or a lease behind).
-void AbandonAndExit(const std::shared_ptr<Client>& client, uint64_t lease) {
-  v1::LeaseRevokeRequest revoke;
-  revoke.set_lease_id(lease);
-  (void)client->LeaseRevoke(std::move(revoke), After(milliseconds(1000)));
-  std::cerr << "raftlockctl: interrupted\n";
-  std::_Exit(130);
+struct AcquirePhase::State {
+  enum Phase { kGranting, kAcquiring, kHolding, kExiting };
+  std::shared_ptr<Client> client;
+  std::atomic<int> phase{kGranting};
+  std::atomic<uint64_t> lease{0};
+};
+
+AcquirePhase::AcquirePhase(std::shared_ptr<Client> client) : state_(std::make_shared<State>()) {
+  state_->client = std::move(client);
+  Interrupted().OnCancel([state = state_] {
+    int phase = state->phase.load();
+    while (phase == State::kGranting || phase == State::kAcquiring) {
+      if (!state->phase.compare_exchange_weak(phase, State::kExiting)) continue;
+      if (phase == State::kAcquiring) {
+        // Nothing may be left behind: a wait, a grant, the lease.
+        v1::LeaseRevokeRequest revoke;
+        revoke.set_lease_id(state->lease.load());
+        (void)state->client->LeaseRevoke(std::move(revoke), After(milliseconds(1000)));
+      }
+      std::cerr << "raftlockctl: interrupted\n";
+      std::_Exit(130);
+    }
+  });
+}
+
+void AcquirePhase::Acquiring(uint64_t lease) {
+  state_->lease = lease;
+  int expected = State::kGranting;
+  if (!state_->phase.compare_exchange_strong(expected, State::kAcquiring)) {
+    while (true) pause();  // the interrupt callback is exiting the process
+  }
+}
+
+void AcquirePhase::Hold() {
+  int expected = State::kAcquiring;
+  if (!state_->phase.compare_exchange_strong(expected, State::kHolding)) {
+    while (true) pause();  // the interrupt callback is exiting the process
+  }
 }
 
 std::unique_ptr<Session> OpenSession(const std::shared_ptr<Client>& client, milliseconds ttl,
@@ -130,15 +195,13 @@ int CmdLock(const Globals& g, const LockArgs& a) {
   if (!client) return kExitBadInput;
   const bool try_once = wait->count() == 0;
   const Deadline deadline = After(*wait);
+  AcquirePhase phase(client);
   int code = kExitOk;
-  auto session = OpenSession(client, *ttl, try_once ? After(kDefaultRpcTimeout) : deadline, &code);
+  // The grant is one short call; --timeout is how long to wait for the lock.
+  auto session = OpenSession(client, *ttl, After(kDefaultRpcTimeout), &code);
   if (!session) return code;
-
-  std::atomic<int> phase{0};  // 0 acquiring, 1 running the command
   const uint64_t lease = session->lease_id();
-  Interrupted().OnCancel([&phase, client, lease] {
-    if (phase.load() == 0) AbandonAndExit(client, lease);
-  });
+  phase.Acquiring(lease);
 
   std::unique_ptr<LockHandle> lock;
   absl::Status status;
@@ -184,16 +247,19 @@ int CmdLock(const Globals& g, const LockArgs& a) {
               << lease << ")\n";
   }
 
-  phase = 1;
-  const pid_t pid = Spawn(a.command, {{"RAFTLOCK_FENCING_TOKEN", Str(lock->token())},
-                                      {"RAFTLOCK_LOCK_NAME", a.name},
-                                      {"RAFTLOCK_LEASE_ID", Str(lease)}});
-  if (pid < 0) {
+  phase.Hold();
+  const Child child = Spawn(a.command, {{"RAFTLOCK_FENCING_TOKEN", Str(lock->token())},
+                                        {"RAFTLOCK_LOCK_NAME", a.name},
+                                        {"RAFTLOCK_LEASE_ID", Str(lease)}});
+  if (child.pid < 0) {
     (void)lock->Unlock(After(kDefaultRpcTimeout));
     return 127;
   }
-  SetChildProcessGroup(pid);
-  if (Interrupted().cancelled()) kill(-pid, LastSignal() ? LastSignal() : SIGTERM);
+  const pid_t pid = child.pid;
+  ForwardSignalsTo(child.signal_target);
+  if (Interrupted().cancelled()) {
+    kill(child.signal_target, LastSignal() ? LastSignal() : SIGTERM);
+  }
 
   // Stops the command when the session is lost: SIGTERM, then SIGKILL.
   CancellationToken wake;
@@ -205,8 +271,8 @@ int CmdLock(const Globals& g, const LockArgs& a) {
     if (child_done.cancelled() || session->state() != SessionState::kLost) return;
     lost = true;
     std::cerr << "raftlockctl: lock " << a.name << ": session lost; stopping the command\n";
-    kill(-pid, SIGTERM);
-    if (!child_done.WaitUntil(After(*kill_after))) kill(-pid, SIGKILL);
+    kill(child.signal_target, SIGTERM);
+    if (!child_done.WaitUntil(After(*kill_after))) kill(child.signal_target, SIGKILL);
   });
   int wstatus = 0;
   while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
@@ -214,7 +280,7 @@ int CmdLock(const Globals& g, const LockArgs& a) {
   child_done.Cancel("exited");
   wake.Cancel("child exited");
   monitor.join();
-  SetChildProcessGroup(0);
+  ForwardSignalsTo(0);
   if (lost) return kExitSessionLost;
 
   absl::Status unlocked = lock->Unlock(After(kDefaultRpcTimeout));

@@ -60,11 +60,30 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows);
 
 // ---- interruption: SIGINT / SIGTERM / SIGHUP are blocked in every thread and
 // delivered to a watcher thread, which cancels Interrupted() and forwards the
-// signal to the child process group, if any.
+// signal to the command being run, if any.
 void InstallSignalWatcher();
 CancellationToken Interrupted();
-void SetChildProcessGroup(int pgid);  // 0: none
+// Where the watcher forwards signals: kill(target, signal); 0: nowhere.
+void ForwardSignalsTo(pid_t target);
 int LastSignal();
+
+// A lock / elect command from granting its session to holding: an interrupt
+// while the lease is granted exits 130 at once (a lease granted meanwhile
+// expires after its TTL); while acquiring, it revokes the lease and exits 130.
+// From Hold() on, interrupts are the command's to handle. Register it first.
+class AcquirePhase {
+ public:
+  explicit AcquirePhase(std::shared_ptr<Client> client);
+  // The session is open: interrupts now revoke `lease`.
+  void Acquiring(uint64_t lease);
+  // The lock or leadership is held. Does not return if an interrupt is already
+  // exiting the process.
+  void Hold();
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;  // shared with the Interrupted() callback
+};
 
 // ---- sessions for lock / elect
 // Grants a session's lease (the session warns on stderr when in jeopardy);
@@ -72,8 +91,6 @@ int LastSignal();
 std::unique_ptr<Session> OpenSession(const std::shared_ptr<Client>& client,
                                      std::chrono::milliseconds ttl, Deadline deadline,
                                      int* exit_code);
-// Revokes `lease` (best effort) and exits 130: interrupted before acquiring.
-[[noreturn]] void AbandonAndExit(const std::shared_ptr<Client>& client, uint64_t lease);
 
 // ---- commands (each returns the process exit code)
 struct LockArgs {

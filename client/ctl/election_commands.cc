@@ -51,22 +51,20 @@ int CmdElect(const Globals& g, const std::string& name, const std::string& value
   auto client = Connect(g);
   if (!client) return kExitBadInput;
   const bool try_once = wait->count() == 0;
+  AcquirePhase phase(client);
   int code = kExitOk;
-  auto session =
-      OpenSession(client, *ttl, try_once ? After(kDefaultRpcTimeout) : After(*wait), &code);
+  // The grant is one short call; --timeout is how long to wait to be elected.
+  auto session = OpenSession(client, *ttl, After(kDefaultRpcTimeout), &code);
   if (!session) return code;
-  std::atomic<int> phase{0};
   const uint64_t lease = session->lease_id();
-  Interrupted().OnCancel([&phase, client, lease] {
-    if (phase.load() == 0) AbandonAndExit(client, lease);
-  });
+  phase.Acquiring(lease);
 
   Election election(*session, name);
   // A deadline too close for waiting makes Campaign try once.
   absl::Status status =
       election.Campaign(value, try_once ? After(milliseconds(300)) : After(*wait));
   if (!status.ok()) return Fail("elect " + name, status);
-  phase = 1;
+  phase.Hold();
   if (g.json()) {
     std::cout << "{\"name\": " << JsonString(name)
               << ", \"elected\": true, \"epoch\": " << election.epoch()

@@ -153,7 +153,7 @@ CancellationToken& InterruptToken() {
   static CancellationToken token;
   return token;
 }
-std::atomic<int> g_child_pgid{0};
+std::atomic<pid_t> g_forward_target{0};
 std::atomic<int> g_last_signal{0};
 
 }  // namespace
@@ -167,18 +167,22 @@ void InstallSignalWatcher() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);  // inherited by every later thread
   std::thread([set] {
     while (true) {
-      int signal = 0;
-      if (sigwait(&set, &signal) != 0) continue;
+      siginfo_t info;
+      const int signal = sigwaitinfo(&set, &info);
+      if (signal < 0) continue;
       g_last_signal = signal;
-      const int pgid = g_child_pgid.load();
-      if (pgid > 0) kill(-pgid, signal);
+      const pid_t target = g_forward_target.load();
+      // A command in our process group (on a terminal) got the terminal's
+      // own signal already; anything sent to raftlockctl alone is passed on.
+      const bool from_terminal = info.si_code == SI_KERNEL;
+      if (target < 0 || (target > 0 && !from_terminal)) kill(target, signal);
       InterruptToken().Cancel(std::string("interrupted by signal ") + std::to_string(signal));
     }
   }).detach();
 }
 
 CancellationToken Interrupted() { return InterruptToken(); }
-void SetChildProcessGroup(int pgid) { g_child_pgid = pgid; }
+void ForwardSignalsTo(pid_t target) { g_forward_target = target; }
 int LastSignal() { return g_last_signal.load(); }
 
 }  // namespace raftlock::ctl

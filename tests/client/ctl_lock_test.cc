@@ -5,7 +5,9 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <fstream>
 #include <regex>
+#include <thread>
 
 #include "tests/client/client_fixture.h"
 
@@ -137,4 +139,62 @@ TEST_CASE("raftlockctl lock stops the command when the session is lost and exits
   errno = 0;
   CHECK(kill(child, 0) == -1);
   CHECK(errno == ESRCH);
+}
+
+namespace {
+
+// True once `pid` has exited (gone, or a zombie nobody reaped yet).
+bool Gone(pid_t pid) {
+  if (kill(pid, 0) != 0) return true;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const auto paren = line.rfind(')');
+  return paren == std::string::npos || line.substr(paren + 2, 1) == "Z";
+}
+
+}  // namespace
+
+TEST_CASE("raftlockctl lock: the command can use the terminal, and dies with raftlockctl",
+          "[client][ctl][lock]") {
+  TestCluster t;
+  // Rule: on a terminal the command is in the foreground process group: it
+  // may read or configure the terminal (stty) without being stopped
+  // (SIGTTOU/SIGTTIN), and the terminal's Ctrl-C reaches it.
+  const std::string on_tty = std::string(RAFTLOCKCTL_PATH) + " --endpoints " + t.Endpoints() +
+                             " lock ctl/tty -- /bin/sh -c 'stty sane && echo tty-ok'";
+  auto tty = Run({"/usr/bin/script", "-qec", on_tty, "/dev/null"}, {}, 20s);
+  INFO("script: code " << tty.code << ", out: " << tty.out << ", err: " << tty.err);
+  CHECK(tty.code == 0);
+  CHECK(tty.out.find("tty-ok") != std::string::npos);
+
+  // Rule: the command does not outlive raftlockctl, even when raftlockctl
+  // is SIGKILLed (no chance to stop it; its lease will expire).
+  auto holder = t.CtlStart(
+      {"lock", "ctl/orphan", "--ttl", "2s", "--", "/bin/sh", "-c", "echo pid=$$; exec sleep 60"});
+  REQUIRE(holder->WaitForOutput("pid=", 10s));
+  const pid_t child = static_cast<pid_t>(ValueAfter(holder->Stdout(), "pid"));
+  REQUIRE(child > 0);
+  REQUIRE_FALSE(Gone(child));
+  holder->Signal(SIGKILL);
+  REQUIRE(holder->Wait(5s).has_value());
+  CHECK(Eventually(5s, [&] { return Gone(child); }));
+  if (!Gone(child)) kill(child, SIGKILL);
+
+  // Rule: an interrupt while the session's lease is being granted (here:
+  // nothing listens) ends raftlockctl at once with 130; without one, the
+  // grant gives up after the RPC timeout, not the lock's wait (forever).
+  for (const char* command : {"lock", "elect"}) {
+    std::vector<std::string> argv = {RAFTLOCKCTL_PATH, "--endpoints", "127.0.0.1:1", command,
+                                     "ctl/unreachable"};
+    argv.push_back(std::string(command) == "lock" ? "--" : "value");
+    if (std::string(command) == "lock") argv.push_back("/bin/true");
+    ChildProcess granting(argv);
+    std::this_thread::sleep_for(500ms);
+    granting.Signal(SIGINT);
+    auto code = granting.Wait(3s);
+    INFO(command << ": " << granting.Stderr());
+    REQUIRE(code.has_value());
+    CHECK(*code == 130);
+  }
 }
