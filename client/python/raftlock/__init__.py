@@ -23,6 +23,7 @@ from .errors import (
     NotAcquired,
     NotFound,
     NotHeld,
+    OutcomeUnknown,
     RaftlockError,
     ResourceExhausted,
     SessionLost,
@@ -39,4 +40,5 @@ __all__ = [
     "errors", "RaftlockError", "InvalidArgument", "NotFound", "LeaseNotFound",
     "FailedPrecondition", "NotHeld", "WrongToken", "ResourceExhausted", "Unavailable",
     "DeadlineExceeded", "NotAcquired", "LockBusy", "LockTimeout", "SessionLost", "ClientClosed",
+    "OutcomeUnknown",
 ]

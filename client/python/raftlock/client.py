@@ -39,6 +39,8 @@ log = logging.getLogger("raftlock")
 LEADER_HINT_KEY = "raftlock-leader-bin"
 REASON_KEY = "raftlock-reason"
 
+_MAX_UNSENT = 4096
+
 _REASON_PREFIX = "ERROR_REASON_"
 
 # Reconnect quickly after a replica restarts (gRPC's default backoff is 1 s..120 s).
@@ -143,6 +145,7 @@ class Client:
         self._next_endpoint = random.randrange(len(self._endpoints))
         self._closed = False
         self._rng = random.Random()
+        self._unsent: dict = {}  # sequences issued and not yet sent, oldest first
 
     # ------------------------------------------------------------ lifecycle
 
@@ -219,8 +222,27 @@ class Client:
         return max(0.0, min(self._rng.uniform(0.0, cap), remaining))
 
     def next_write_id(self) -> api_pb2.WriteId:
-        """A fresh exactly-once identity for one write (retries reuse it)."""
-        return api_pb2.WriteId(client_id=self.client_id, sequence=next(self._sequence))
+        """A fresh exactly-once identity for one write (retries reuse it).
+
+        The server keeps a client's last 16 results. A write whose first
+        attempt arrives after 16 newer writes of this client (threads sharing
+        a Client) is refused ``SEQUENCE_TOO_OLD`` unapplied; the call then
+        sends it again with a new id. A retried write refused so raises
+        :class:`~raftlock.errors.OutcomeUnknown`."""
+        write = api_pb2.WriteId(client_id=self.client_id, sequence=next(self._sequence))
+        with self._mu:
+            self._unsent[write.sequence] = None
+            while len(self._unsent) > _MAX_UNSENT:  # ids taken and never sent
+                self._unsent.pop(next(iter(self._unsent)))
+        return write
+
+    def _take_unsent(self, request) -> bool:
+        """True if `request` carries a write id never sent before (then it is
+        marked sent)."""
+        if not hasattr(request, "write") or not request.HasField("write"):
+            return False
+        with self._mu:
+            return self._unsent.pop(request.write.sequence, False) is None
 
     def _call(
         self,
@@ -244,6 +266,7 @@ class Client:
         redirects = 0
         last: Optional[_Failure] = None
         target = address or self._pick()
+        unsent = self._take_unsent(request)  # no attempt sent: cannot have applied
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -253,6 +276,16 @@ class Client:
                 response = method(self._stubs_for(target))(request, timeout=this_timeout)
             except grpc.RpcError as error:
                 failure = _Failure(error)
+                if failure.reason == "SEQUENCE_TOO_OLD" and hasattr(request, "write"):
+                    if unsent:  # refused unapplied: 16 newer writes of this client came first
+                        request.write.CopyFrom(self.next_write_id())
+                        unsent = self._take_unsent(request)
+                        continue
+                    raise errors.OutcomeUnknown(
+                        "the server no longer remembers whether this retried write applied "
+                        f"(SEQUENCE_TOO_OLD): {failure.details}",
+                        code=grpc.StatusCode.ABORTED) from None
+                unsent = False  # from here on this attempt may have applied
                 if failure.from_state_machine:
                     raise failure.to_error() from None
                 last = failure
@@ -377,11 +410,18 @@ class Client:
             mode=lock_pb2.LOCK_MODE_SHARED if shared else lock_pb2.LOCK_MODE_EXCLUSIVE,
             permits=permits, wait_timeout_ms=wait_ms)
         extra = self.timeout if timeout is None else float(timeout)
-        return self._call(lambda s: s.lock.Acquire, request, timeout=wait + extra,
-                          attempt_timeout=wait + self.attempt_timeout)
+        try:
+            return self._call(lambda s: s.lock.Acquire, request, timeout=wait + extra,
+                              attempt_timeout=wait + self.attempt_timeout)
+        finally:
+            if write_id is not None:  # the id last sent (it may have been renewed)
+                write_id.CopyFrom(request.write)
 
-    def release(self, name: str, lease_id: int, token: int, *, timeout: Optional[float] = None) -> api_pb2.LockReleaseResponse:
-        request = api_pb2.LockReleaseRequest(write=self.next_write_id(), name=name,
+    def release(self, name: str, lease_id: int, token: int, *, timeout: Optional[float] = None,
+                write_id: Optional[api_pb2.WriteId] = None) -> api_pb2.LockReleaseResponse:
+        """Releases a hold. Pass the same `write_id` to retry a release whose
+        outcome was unknown: it then answers its first result."""
+        request = api_pb2.LockReleaseRequest(write=write_id or self.next_write_id(), name=name,
                                              lease_id=lease_id, token=token)
         return self._call(lambda s: s.lock.Release, request, timeout=timeout)
 
@@ -446,12 +486,17 @@ class Client:
         """Makes replica `target_id` the Raft leader. Sent to the leader
         (following redirects); returns once the target leads."""
         total = self.timeout if timeout is None else float(timeout)
-        self.status(timeout=total)  # find the leader first: a transfer is not retried blindly
+        deadline = time.monotonic() + total
+
+        def left() -> float:
+            return max(0.001, deadline - time.monotonic())
+
+        self.status(timeout=left())  # find the leader first: a transfer is not retried blindly
         request = cluster_pb2.TransferLeadershipRequest(target_id=target_id)
-        response = self._call(lambda s: s.cluster.TransferLeadership, request, timeout=total,
-                              attempt_timeout=total, retry_deadline_exceeded=False)
+        response = self._call(lambda s: s.cluster.TransferLeadership, request, timeout=left(),
+                              attempt_timeout=left(), retry_deadline_exceeded=False)
         try:
-            members = self.members(timeout=total)
+            members = self.members(timeout=left())
             for member in members.members:
                 if member.id == response.leader_id and member.client_address:
                     self._note_leader(member.client_address)

@@ -12,7 +12,7 @@ from typing import Optional, Tuple, Union
 import grpc
 
 from . import errors
-from ._gen import api_pb2, lock_pb2
+from ._gen import api_pb2, cluster_pb2, lock_pb2
 
 log = logging.getLogger("raftlock")
 
@@ -154,6 +154,7 @@ class Observer:
                 return
             request = api_pb2.ObserveRequest(name=self.name, after_epoch=self.last_epoch)
             failure = None
+            received = False
             try:
                 call = stubs.election.Observe(request, timeout=self._stream_timeout)
                 with self._mu:
@@ -162,6 +163,7 @@ class Observer:
                     call.cancel()
                 for message in call:
                     attempt = 0
+                    received = True
                     if message.HasField("event") and not message.skipped:
                         event = ElectionEvent.from_event(message.event)
                         if event.epoch <= self.last_epoch:
@@ -178,8 +180,17 @@ class Observer:
                     self._call = None
             if self._stop.is_set():
                 return
-            if failure is None or (failure.code == grpc.StatusCode.DEADLINE_EXCEEDED):
+            if failure is None or (failure.code == grpc.StatusCode.DEADLINE_EXCEEDED and received):
                 continue  # the stream's lifetime ended: resume after the last epoch
+            if failure.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                # A whole stream without a message: a quiet election, or a
+                # paused or cut-off replica. Ask it; look elsewhere if silent.
+                try:
+                    client._call(lambda s: s.cluster.Status, cluster_pb2.StatusRequest(),
+                                 timeout=client.attempt_timeout, address=address)
+                except errors.RaftlockError:
+                    client._note_failure(address, None)
+                continue
             if failure.from_state_machine or failure.code == grpc.StatusCode.INVALID_ARGUMENT:
                 self._queue.put(failure.to_error())
                 return
@@ -239,12 +250,25 @@ class Election:
             request = api_pb2.CampaignRequest(write=self._client.next_write_id(), name=self.name,
                                               lease_id=self._session.lease_id, value=payload,
                                               wait_timeout_ms=int(round(wait * 1000)))
-            response = self._client._call(lambda s: s.election.Campaign, request,
-                                          timeout=wait + self._client.timeout,
-                                          attempt_timeout=wait + self._client.attempt_timeout)
+            try:
+                response = self._client._call(lambda s: s.election.Campaign, request,
+                                              timeout=wait + self._client.timeout,
+                                              attempt_timeout=wait + self._client.attempt_timeout)
+            except errors.RaftlockError as error:
+                if errors.outcome_unknown(error):
+                    self._withdraw(request)  # carries the write id last sent
+                raise
             if response.elected:
                 self.token = response.token
                 self.epoch = response.epoch
+                if not self._session.alive:
+                    # Elected as the session was lost: the server may end it any moment.
+                    try:
+                        self.resign()
+                    except errors.RaftlockError as error:
+                        log.debug("raftlock: resigning %r: %s", self.name, error)
+                    raise errors.SessionLost(
+                        f"{self.name!r} was won as its session was lost: {self._session.lost_reason}")
                 return True
             why = _WHY.get(response.reason, "unspecified")
             self.why_not = why
@@ -274,11 +298,33 @@ class Election:
                                         lease_id=self._session.lease_id, token=self.token)
         try:
             response = self._client._call(lambda s: s.election.Resign, request, timeout=timeout)
-        finally:
-            self.token = 0
+        except errors.RaftlockError as error:
+            if not errors.outcome_unknown(error):
+                self.token = 0  # decided: nothing is led under this token
+            raise  # unknown: still leading as far as we know; resign() may be called again
+        self.token = 0
         if response.was_leader:
             self.epoch = response.epoch
         return response.epoch if response.was_leader else 0
+
+    def _withdraw(self, request: api_pb2.CampaignRequest) -> None:
+        """After a campaign whose outcome is unknown: asks again with the same
+        write id (the server answers its first outcome; a queued candidacy is
+        withdrawn when this try-once call ends) and resigns a leadership won.
+        Best effort; an owned session is revoked anyway."""
+        probe = api_pb2.CampaignRequest()
+        probe.CopyFrom(request)
+        probe.wait_timeout_ms = 0
+        try:
+            response = self._client._call(lambda s: s.election.Campaign, probe)
+            if response.elected:
+                resign = api_pb2.ResignRequest(write=self._client.next_write_id(), name=self.name,
+                                               lease_id=self._session.lease_id,
+                                               token=response.token)
+                self._client._call(lambda s: s.election.Resign, resign)
+        except errors.RaftlockError as error:
+            log.warning("raftlock: could not withdraw the unanswered campaign for %r: %s",
+                        self.name, error)
 
     def leader(self, *, timeout: Optional[float] = None) -> lock_pb2.ElectionInfo:
         """Who leads now (``has_leader``, ``value``, ``token``, ``epoch``,

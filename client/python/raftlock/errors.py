@@ -89,6 +89,23 @@ class LockTimeout(NotAcquired):
     """Waited for the lock/leadership until the timeout without getting it."""
 
 
+class OutcomeUnknown(RaftlockError):
+    """A retried write the server no longer remembers (``SEQUENCE_TOO_OLD``
+    after an earlier attempt): it may or may not have been applied."""
+
+
+def outcome_unknown(error: BaseException) -> bool:
+    """True when a failed write may or may not have been applied: the cluster
+    did not answer it with a decision of the state machine."""
+    if isinstance(error, OutcomeUnknown):
+        return True
+    if not isinstance(error, RaftlockError) or error.reason:
+        return False
+    return error.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                          grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED,
+                          grpc.StatusCode.UNKNOWN)
+
+
 class SessionLost(RaftlockError):
     """The session's lease is (or may already be) gone: everything held through
     it must be considered lost."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Optional
 
 from . import errors
 from ._gen import api_pb2
+
+log = logging.getLogger("raftlock")
 
 # A blocking acquire without a timeout waits in chunks of this many seconds
 # (each chunk one Acquire call with its own deadline).
@@ -50,6 +53,7 @@ class Lock:
         self.fencing_token: int = 0
         self.header: Optional[api_pb2.ResponseHeader] = None
         self._held = False
+        self._release_write = None
         self.why_not = ""
 
     @property
@@ -90,12 +94,25 @@ class Lock:
                     if wait <= 0.001:
                         wait = 0.0
                 self._session.check()
-                response = self._client.acquire(self.name, self._session.lease_id, shared=self.shared,
-                                                 permits=self.permits, wait=wait)
+                write_id = self._client.next_write_id()
+                try:
+                    response = self._client.acquire(self.name, self._session.lease_id,
+                                                    shared=self.shared, permits=self.permits,
+                                                    wait=wait, write_id=write_id)
+                except errors.RaftlockError as error:
+                    if errors.outcome_unknown(error):
+                        self._withdraw(write_id)
+                    raise
                 self.header = response.header
                 if response.acquired:
                     self.fencing_token = response.token
                     self._held = True
+                    if not self._session.alive:
+                        # Granted as the session was lost: the server may hand it on.
+                        self._give_back()
+                        raise errors.SessionLost(
+                            f"lock {self.name!r} was granted as its session was lost: "
+                            f"{self._session.lost_reason}")
                     return True
                 why = _WHY.get(response.reason, "unspecified")
                 self.why_not = why
@@ -123,19 +140,29 @@ class Lock:
         if not self._held:
             self._close_owned_session()
             return
-        self._held = False
         session = self._session
         lost = session.lost
+        if self._release_write is None:
+            self._release_write = self._client.next_write_id()  # reused if release is retried
         try:
             if not lost:
                 try:
-                    self._client.release(self.name, session.lease_id, self.fencing_token)
+                    self._client.release(self.name, session.lease_id, self.fencing_token,
+                                         write_id=self._release_write)
                 except (errors.NotHeld, errors.LeaseNotFound, errors.WrongToken) as error:
                     raise errors.SessionLost(
                         f"lock {self.name!r} (token {self.fencing_token}) was no longer held: {error}",
                         code=error.code, reason=error.reason) from None
-        finally:
-            self._close_owned_session()
+        except errors.RaftlockError as error:
+            if errors.outcome_unknown(error) and not self._owns_session:
+                raise  # still held as far as we know: release() may be called again
+            self._held = False
+            self._release_write = None
+            self._close_owned_session()  # revokes the lease: the hold ends either way
+            raise
+        self._held = False
+        self._release_write = None
+        self._close_owned_session()
         if lost:
             raise errors.SessionLost(f"the session of lock {self.name!r} was lost while it was held: "
                                      f"{session.lost_reason}")
@@ -145,6 +172,28 @@ class Lock:
         if not self._held:
             return False
         return self._client.validate_token(self.name, self.fencing_token, timeout=timeout).valid
+
+    def _withdraw(self, write_id) -> None:
+        """After an acquire whose outcome is unknown: asks again with the same
+        write id (the server answers its first outcome; a wait still queued is
+        withdrawn when this try-once call ends) and releases what was granted.
+        Best effort; an owned session is revoked anyway."""
+        try:
+            response = self._client.acquire(self.name, self._session.lease_id, shared=self.shared,
+                                            permits=self.permits, wait=0.0, write_id=write_id)
+            if response.acquired:
+                self._client.release(self.name, self._session.lease_id, response.token)
+        except errors.RaftlockError as error:
+            log.warning("raftlock: could not give back the unanswered acquire of %r: %s",
+                        self.name, error)
+
+    def _give_back(self) -> None:
+        """Releases a hold this handle will not keep (best effort)."""
+        self._held = False
+        try:
+            self._client.release(self.name, self._session.lease_id, self.fencing_token)
+        except errors.RaftlockError as error:
+            log.debug("raftlock: giving back %r: %s", self.name, error)
 
     def _close_owned_session(self) -> None:
         if self._owns_session and self._session is not None:

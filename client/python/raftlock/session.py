@@ -134,6 +134,9 @@ class Session:
 
     @property
     def state(self) -> SessionState:
+        """The state by the local clock now (not only as of the last tick:
+        the ticker thread may be late after a pause)."""
+        self._evaluate(time.monotonic())
         with self._cv:
             return self._state
 

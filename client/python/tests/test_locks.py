@@ -4,6 +4,7 @@ shared locks, owner-checked release."""
 import threading
 import time
 
+import grpc
 import pytest
 
 import raftlock
@@ -147,3 +148,91 @@ def test_list_and_lease_views(client):
             assert info is not None and sorted(info.locks) == ["list/a", "list/b"]
             assert info.ttl_ms == 5000 and 0 < info.ttl_remaining_ms <= 5000
             assert s.lease_id in [lease.lease_id for lease in client.leases()]
+
+
+class _LostAnswer(grpc.RpcError):
+    """What a call whose answer was lost looks like: UNAVAILABLE, no trailers."""
+
+    def code(self):
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self):
+        return "answer lost (test interceptor)"
+
+    def trailing_metadata(self):
+        return ()
+
+
+class _DropAnswers(grpc.UnaryUnaryClientInterceptor):
+    """Sends every call, then loses the answer of those `drop(method, request)`
+    picks: the server applied them, the caller cannot know."""
+
+    def __init__(self, drop):
+        self.drop = drop
+        self.dropped = 0
+
+    def intercept_unary_unary(self, continuation, details, request):
+        outcome = continuation(details, request)
+        if self.drop(details.method, request):
+            try:
+                outcome.result()
+            except grpc.RpcError:
+                pass
+            self.dropped += 1
+            raise _LostAnswer()
+        return outcome
+
+
+def test_an_acquire_with_unknown_outcome_is_withdrawn(shared_cluster):
+    # Rule: when no answer to a waiting acquire ever comes back, the SDK asks
+    # again with the same write id (try-once) and releases what it was granted,
+    # so no hold is left that nobody knows about (docs/semantics.md §5).
+    dropper = _DropAnswers(lambda method, request: method.endswith("/Acquire")
+                           and request.wait_timeout_ms > 0)
+    with raftlock.Client(shared_cluster.endpoints, timeout=1.0, attempt_timeout=0.5,
+                         interceptors=[dropper]) as lossy, \
+            raftlock.Client(shared_cluster.endpoints) as observer, \
+            lossy.session(ttl=10.0) as session:
+        lock = session.lock("py/unknown-outcome", timeout=1.0)
+        with pytest.raises(raftlock.RaftlockError) as caught:
+            lock.acquire()
+        assert dropper.dropped >= 1
+        assert observer.describe("py/unknown-outcome") is None
+        assert not lock.held
+        assert raftlock.errors.outcome_unknown(caught.value), caught.value
+
+
+def test_a_release_with_unknown_outcome_can_be_retried(shared_cluster):
+    # Rule: a release whose answer was lost keeps the handle held; calling
+    # release() again re-sends the same write and gets its first answer (OK),
+    # not NOT_HELD.
+    drop = {"on": True}
+    dropper = _DropAnswers(lambda method, request: drop["on"] and method.endswith("/Release"))
+    with raftlock.Client(shared_cluster.endpoints, timeout=1.0, attempt_timeout=0.5,
+                         interceptors=[dropper]) as lossy, lossy.session(ttl=10.0) as session:
+        lock = session.lock("py/release-retry")
+        assert lock.acquire()
+        with pytest.raises(raftlock.Unavailable):
+            lock.release()
+        assert lock.held
+        drop["on"] = False
+        lock.release()  # the first answer: released
+        assert not lock.held
+        assert lossy.describe("py/release-retry") is None
+
+
+def test_a_fresh_write_behind_16_newer_ones_is_sent_again(client):
+    # Rule: the server keeps a client's last 16 results; a write whose first
+    # attempt comes after 16 newer writes of its client (threads sharing a
+    # Client) is refused unapplied and sent again with a new id. A retried
+    # write refused so has an unknown outcome.
+    with client.session(ttl=10.0) as session:
+        late = client.next_write_id()
+        retried = client.next_write_id()
+        assert client.acquire("py/too-old/retried", session.lease_id, write_id=retried).acquired
+        for i in range(17):
+            assert client.acquire(f"py/too-old/{i}", session.lease_id).acquired
+        response = client.acquire("py/too-old/late", session.lease_id, write_id=late)
+        assert response.acquired and not response.header.duplicate
+        with pytest.raises(raftlock.OutcomeUnknown):
+            client.acquire("py/too-old/retried", session.lease_id, write_id=retried)
