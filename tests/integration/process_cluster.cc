@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -113,9 +114,14 @@ void ProcessCluster::Start(int id) {
                                    DataDir(id),    "--members",        members};
   for (const auto& flag : extra_flags_) args.push_back(flag);
   std::string log = LogPath(id);
+  const pid_t test_process = getpid();
   pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
+    // A test that crashes (abort, std::terminate) runs no destructor: the
+    // node dies with it instead of outliving the test.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != test_process) _exit(127);
     int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
       dup2(fd, 1);

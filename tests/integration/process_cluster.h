@@ -29,7 +29,9 @@ class ProcessCluster {
 
   int size() const { return size_; }
   void StartAll();
-  // Starts node `id` (1-based) with its data directory as it is.
+  // Starts node `id` (1-based) with its data directory as it is. The node is
+  // SIGKILLed if the calling thread exits first (PR_SET_PDEATHSIG), so call
+  // it from the test's own thread.
   void Start(int id);
   void Kill(int id);    // SIGKILL and reap
   void Pause(int id);   // SIGSTOP
