@@ -119,7 +119,10 @@ std::shared_ptr<Client::Endpoint> Client::EndpointFor(const std::string& address
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     auto endpoint = std::make_shared<Endpoint>();
     endpoint->address = address;
-    endpoint->channel = grpc::CreateCustomChannel(address, options_.credentials, args);
+    endpoint->channel = options_.interceptors
+                            ? grpc::experimental::CreateCustomChannelWithInterceptors(
+                                  address, options_.credentials, args, options_.interceptors())
+                            : grpc::CreateCustomChannel(address, options_.credentials, args);
     endpoint->lease = v1::Lease::NewStub(endpoint->channel);
     endpoint->lock = v1::Lock::NewStub(endpoint->channel);
     endpoint->election = v1::Election::NewStub(endpoint->channel);

@@ -175,6 +175,7 @@ absl::Status Election::Campaign(const std::string& value, Deadline deadline) {
     if (!answer.ok()) return answer.status();
     if (!answer->elected()) return internal::WaitingAttempt{false, answer->reason()};
     leading_ = true;
+    pending_resign_.reset();
     token_ = answer->token();
     epoch_ = answer->epoch();
     return internal::WaitingAttempt{true};
@@ -245,9 +246,17 @@ absl::Status Election::Resign(Deadline deadline) {
   request.set_name(name_);
   request.set_lease_id(session_->lease_id());
   request.set_token(token_);
+  if (!pending_resign_) pending_resign_ = session_->client()->NextWrite();
+  *request.mutable_write() = *pending_resign_;  // a retried Resign gets the first answer
   auto answer = session_->client()->Resign(std::move(request), deadline);
-  if (!answer.ok() && internal::OutcomeUnknown(answer.status())) return answer.status();
+  if (!answer.ok() && internal::OutcomeUnknown(answer.status())) {
+    // Still leading as far as we know; Resign may be retried (with a new
+    // write if the server forgot this one: ABORTED).
+    if (answer.status().code() == absl::StatusCode::kAborted) pending_resign_.reset();
+    return answer.status();
+  }
   leading_ = false;
+  pending_resign_.reset();
   if (answer.ok()) epoch_ = answer->epoch();
   return answer.status();
 }

@@ -35,6 +35,7 @@ absl::Status LockHandle::AcquireImpl(v1::LockMode mode, uint32_t permits, Deadli
     if (!answer.ok()) return answer.status();
     if (!answer->acquired()) return internal::WaitingAttempt{false, answer->reason()};
     held_ = true;
+    pending_release_.reset();
     token_ = answer->token();
     mode_ = mode;
     return internal::WaitingAttempt{true};
@@ -83,11 +84,17 @@ absl::Status LockHandle::Unlock(Deadline deadline) {
   request.set_name(name_);
   request.set_lease_id(session_->lease_id());
   request.set_token(token_);
+  if (!pending_release_) pending_release_ = session_->client()->NextWrite();
+  *request.mutable_write() = *pending_release_;  // a retried Unlock gets the first answer
   auto released = session_->client()->LockRelease(std::move(request), deadline);
   if (!released.ok() && OutcomeUnknown(released.status())) {
-    return released.status();  // still held as far as we know; Unlock may be retried
+    // Still held as far as we know; Unlock may be retried. A write the server
+    // forgot (ABORTED) cannot be asked again: the retry sends a new one.
+    if (released.status().code() == absl::StatusCode::kAborted) pending_release_.reset();
+    return released.status();
   }
   held_ = false;
+  pending_release_.reset();
   return released.status();
 }
 

@@ -324,12 +324,13 @@ TEST_CASE("a Lock waiting on a leader that shuts down keeps its place and is gra
   const int next_leader = t.cluster.WaitForLeader(10s, {t.leader});
   REQUIRE(next_leader != 0);
   CHECK(waited.wait_for(500ms) == std::future_status::timeout);
+  const uint64_t holder_token = holder.token();
   REQUIRE(holder.Unlock(After(10s)).ok());
   absl::Status status = waited.get();
   INFO(status.ToString());
   REQUIRE(status.ok());
   CHECK(waiter.held());
-  CHECK(waiter.token() > holder.token());
+  CHECK(waiter.token() > holder_token);
   auto d = client->LockDescribe("shutdown/lock", After(5s));
   REQUIRE(d.ok());
   REQUIRE(d->lock().holders_size() == 1);

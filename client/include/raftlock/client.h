@@ -17,6 +17,7 @@
 #pragma once
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/client_interceptor.h>
 
 #include <atomic>
 #include <chrono>
@@ -52,6 +53,11 @@ struct ClientOptions {
   uint64_t client_id = 0;
   // null: plaintext.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // Optional: the interceptors of each replica's channel (tracing, metrics,
+  // fault injection in tests); called once per replica address.
+  std::function<
+      std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>()>
+      interceptors;
 };
 
 class Client {

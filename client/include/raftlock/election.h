@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -120,6 +121,8 @@ class Election {
   bool leading_ = false;
   uint64_t token_ = 0;
   uint64_t epoch_ = 0;
+  // The resign of the current leadership whose outcome is unknown: Resign re-sends it.
+  std::optional<v1::WriteId> pending_resign_;
 };
 
 }  // namespace raftlock

@@ -72,6 +72,8 @@ class LockHandle {
   bool held_ = false;
   uint64_t token_ = 0;
   v1::LockMode mode_ = v1::LOCK_MODE_EXCLUSIVE;
+  // The release of the current hold whose outcome is unknown: Unlock re-sends it.
+  std::optional<v1::WriteId> pending_release_;
 };
 
 // An exclusive lock.
