@@ -135,7 +135,8 @@ void Session::Run() {
     }
     if (now < next_keepalive) continue;
 
-    Deadline call_deadline = std::min(lost_time, now + interval);
+    // Short calls, so that Close waits for at most about one attempt.
+    Deadline call_deadline = std::min({lost_time, now + interval, now + 2 * attempt_timeout});
     if (healthy) call_deadline = std::min(call_deadline, jeopardy_at);
     Clock::time_point sent{};
     auto answer = client_->LeaseKeepAlive(lease_id_, call_deadline, &sent, attempt_timeout);
@@ -173,8 +174,8 @@ void Session::RevokeAfterLoss() {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return;
     }
-    auto revoked =
-        client_->LeaseRevoke(request, std::min(end, Clock::now() + options_.keepalive_interval));
+    auto revoked = client_->LeaseRevoke(
+        request, std::min(end, Clock::now() + client_->options().attempt_timeout));
     if (revoked.ok() || revoked.status().code() == absl::StatusCode::kNotFound) return;
     std::unique_lock<std::mutex> lock(mu_);  // a pause, so fast failures do not spin
     if (cv_.wait_for(lock, milliseconds(100), [this] { return stop_; })) return;
