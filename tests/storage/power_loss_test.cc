@@ -137,20 +137,33 @@ std::string Payload(uint64_t index) {
   return p;
 }
 
+// A RocksDB log store on a LedgerFs, in a fresh directory. Members are
+// destroyed store first, then the ledger it writes to, then the directory.
+struct LedgerStore {
+  TempDir dir;
+  FsLedger ledger;
+  std::unique_ptr<RocksDbLogStore> store;
+
+  LedgerStore() {
+    auto ledger_fs = std::make_shared<LedgerFs>(rocksdb::FileSystem::Default(), &ledger);
+    RocksDbLogStoreOptions options;
+    options.env.reset(rocksdb::NewCompositeEnv(ledger_fs).release());
+    auto opened = RocksDbLogStore::Open(dir.path() + "/store", options, true);
+    REQUIRE(opened.ok());
+    store = std::move(*opened);
+  }
+};
+
 }  // namespace
 
 TEST_CASE(
     "power loss after a WAL switch: the store recovers a prefix of its writes holding every "
     "synced one",
     "[rocksdb][durability]") {
-  TempDir dir;
-  FsLedger ledger;
-  auto ledger_fs = std::make_shared<LedgerFs>(rocksdb::FileSystem::Default(), &ledger);
-  RocksDbLogStoreOptions options;
-  options.env.reset(rocksdb::NewCompositeEnv(ledger_fs).release());
-  auto opened = RocksDbLogStore::Open(dir.path() + "/store", options, true);
-  REQUIRE(opened.ok());
-  std::unique_ptr<RocksDbLogStore> store = std::move(*opened);
+  LedgerStore fixture;
+  TempDir& dir = fixture.dir;
+  FsLedger& ledger = fixture.ledger;
+  std::unique_ptr<RocksDbLogStore>& store = fixture.store;
   auto wal_count = [&] {
     std::lock_guard<std::mutex> lock(ledger.mu);
     return ledger.wals.size();
@@ -241,14 +254,10 @@ TEST_CASE(
     "[rocksdb][durability]") {
   // Compact is written without a sync (the deleted entries are covered by a
   // synced snapshot), so a power loss may undo it and every write after it.
-  TempDir dir;
-  FsLedger ledger;
-  auto ledger_fs = std::make_shared<LedgerFs>(rocksdb::FileSystem::Default(), &ledger);
-  RocksDbLogStoreOptions options;
-  options.env.reset(rocksdb::NewCompositeEnv(ledger_fs).release());
-  auto opened = RocksDbLogStore::Open(dir.path() + "/store", options, true);
-  REQUIRE(opened.ok());
-  std::unique_ptr<RocksDbLogStore> store = std::move(*opened);
+  LedgerStore fixture;
+  TempDir& dir = fixture.dir;
+  FsLedger& ledger = fixture.ledger;
+  std::unique_ptr<RocksDbLogStore>& store = fixture.store;
 
   raft::PersistRequest synced;
   for (uint64_t i = 1; i <= 200; ++i) synced.entries.push_back(MakeEntry(i, 1, Payload(i)));
