@@ -174,8 +174,10 @@ void Session::RevokeAfterLoss() {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return;
     }
-    auto revoked = client_->LeaseRevoke(
-        request, std::min(end, Clock::now() + client_->options().attempt_timeout));
+    const Clock::time_point now = Clock::now();
+    auto revoked =
+        client_->LeaseRevoke(request, std::min({end, now + options_.keepalive_interval,
+                                                now + client_->options().attempt_timeout}));
     if (revoked.ok() || revoked.status().code() == absl::StatusCode::kNotFound) return;
     std::unique_lock<std::mutex> lock(mu_);  // a pause, so fast failures do not spin
     if (cv_.wait_for(lock, milliseconds(100), [this] { return stop_; })) return;
