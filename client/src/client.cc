@@ -431,9 +431,10 @@ absl::StatusOr<v1::LeaderResponse> Client::Leader(const std::string& name, Deadl
   return response;
 }
 
-absl::Status Client::ObserveOnce(
-    grpc::ClientContext* context, const v1::ObserveRequest& request,
-    const std::function<bool(const v1::ObserveResponse&)>& on_message) {
+absl::Status Client::ObserveOnce(grpc::ClientContext* context, const v1::ObserveRequest& request,
+                                 const std::function<bool(const v1::ObserveResponse&)>& on_message,
+                                 bool* quiet) {
+  if (quiet != nullptr) *quiet = false;
   std::shared_ptr<Endpoint> endpoint = PickEndpoint();
   auto reader = endpoint->election->Observe(context, request);
   v1::ObserveResponse message;
@@ -455,6 +456,10 @@ absl::Status Client::ObserveOnce(
   if (!hint_bytes.empty() && hint.ParseFromString(hint_bytes) && hint.leader_id() != 0 &&
       !hint.leader_address().empty() && hint.leader_address() != endpoint->address) {
     NoteLeader(hint.leader_address());
+  } else if (!received && status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    const bool answers = Status(Clock::now() + options_.attempt_timeout, endpoint->address).ok();
+    if (quiet != nullptr) *quiet = answers;
+    if (!answers) ForgetLeader(endpoint->address);
   } else if (!status.ok() && (!received || status.error_code() == grpc::StatusCode::UNAVAILABLE)) {
     ForgetLeader(endpoint->address);
   }

@@ -110,8 +110,10 @@ void ElectionObserver::Run() {
     request.set_name(name_);
     request.set_after_epoch(last_epoch_.load());
     bool progressed = false;
-    absl::Status status =
-        client_->ObserveOnce(&context, request, [&](const v1::ObserveResponse& message) {
+    bool quiet = false;
+    absl::Status status = client_->ObserveOnce(
+        &context, request,
+        [&](const v1::ObserveResponse& message) {
           progressed = true;
           ElectionUpdate update;
           if (message.has_event()) {
@@ -123,13 +125,16 @@ void ElectionObserver::Run() {
           last_epoch_.store(std::max(last_epoch_.load(), update.epoch));
           callback_(update);
           return true;
-        });
+        },
+        &quiet);
     {
       std::lock_guard<std::mutex> lock(mu_);
       context_ = nullptr;
       if (stop_) return;
     }
-    const bool expected_end = status.code() == absl::StatusCode::kDeadlineExceeded && progressed;
+    // The stream's lifetime ended: after messages, or on a replica that still answers.
+    const bool expected_end =
+        status.code() == absl::StatusCode::kDeadlineExceeded && (progressed || quiet);
     failures = (progressed || expected_end) ? 0 : failures + 1;
     if (status.code() == absl::StatusCode::kInvalidArgument) {
       spdlog::error("raftlock: observing {}: {}", name_, status.ToString());

@@ -179,3 +179,28 @@ TEST_CASE(
   CHECK(after_crash[6].epoch == c.epoch());
   CHECK(after_crash[6].epoch > after_crash[5].epoch);
 }
+
+TEST_CASE("an observer of a quiet election keeps the Client's leader across stream lifetimes",
+          "[client][sdk][election]") {
+  TestCluster t;
+  auto client = t.NewClient();
+  auto session = t.NewSession(client);
+  Election a(*session, "svc/quiet");
+  REQUIRE(a.Campaign("alpha", After(5s)).ok());
+  const uint64_t epoch = a.epoch();
+  const std::string leader = client->leader_address();
+  REQUIRE_FALSE(leader.empty());
+
+  // Rule: a stream that ends at its lifetime with nothing to deliver, on a
+  // replica that still answers, is normal: the shared Client keeps its
+  // leader (its other calls are not redirected) and the observer resumes.
+  Updates quiet;
+  auto observer = ElectionObserver::Start(client, "svc/quiet", quiet.Callback(), epoch);
+  std::this_thread::sleep_for(6500ms);  // past one stream lifetime (5 s)
+  CHECK(client->leader_address() == leader);
+  CHECK(quiet.Get().empty());
+  // And it still delivers the next change.
+  REQUIRE(a.Proclaim("beta", After(5s)).ok());
+  REQUIRE(quiet.WaitFor(1));
+  CHECK(quiet.Get()[0].kind == ElectionUpdate::Kind::kProclaimed);
+}

@@ -127,9 +127,13 @@ class Client {
   // `on_message` (on this thread) until the stream ends, `context` is
   // cancelled (TryCancel from another thread) or `on_message` returns false.
   // Returns the stream's status (OK when on_message stopped it). No retries:
-  // ElectionObserver reconnects and resumes.
+  // ElectionObserver reconnects and resumes. A stream whose deadline passed
+  // without a message (a quiet election, or a silent replica) is followed by
+  // a Cluster.Status to that replica; `quiet` (optional) is set when it
+  // answered, and only a silent replica stops being the presumed leader.
   absl::Status ObserveOnce(grpc::ClientContext* context, const v1::ObserveRequest& request,
-                           const std::function<bool(const v1::ObserveResponse&)>& on_message);
+                           const std::function<bool(const v1::ObserveResponse&)>& on_message,
+                           bool* quiet = nullptr);
 
   // ---- Cluster. `endpoint` "" asks the presumed leader (or any replica);
   // otherwise exactly that replica, without retries elsewhere.
