@@ -129,8 +129,17 @@ int CmdObserve(const Globals& g, const std::string& name, uint64_t after_epoch, 
     limit = TimeoutOr(g, kForever);
     if (!limit) return kExitBadInput;
   }
+  if (name.empty()) {
+    std::cerr << "raftlockctl: observe: NAME must not be empty\n";
+    return kExitBadInput;
+  }
   auto client = Connect(g);
   if (!client) return kExitBadInput;
+  // The observer retries forever; a first call reports an unreachable
+  // cluster (exit 5) instead.
+  auto first =
+      client->Leader(name, After(std::min(limit.value_or(kDefaultRpcTimeout), kDefaultRpcTimeout)));
+  if (!first.ok()) return Fail("observe " + name, first.status());
   if (!g.json())
     std::printf("%-8s %-18s %-20s %-10s %s\n", "EPOCH", "EVENT", "LEADER_LEASE", "TOKEN", "VALUE");
   std::fflush(stdout);

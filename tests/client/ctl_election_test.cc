@@ -31,6 +31,11 @@ TEST_CASE("raftlockctl elect, leader, observe, proclaim and resign", "[client][c
   REQUIRE(empty.code == 0);
   CHECK(empty.out.find("no leader") != std::string::npos);
 
+  // Rule: observe reports a bad name at once (2) rather than retrying forever.
+  auto bad_name = t.Ctl({"observe", "", "--count", "1"}, 10s);
+  INFO(bad_name.err);
+  CHECK(bad_name.code == 2);
+
   auto observer = t.CtlStart({"-o", "json", "observe", "svc/db", "--count", "5"});
   REQUIRE(observer->WaitForOutput("CURRENT", 10s));  // subscribed before any change
   // Rule: elect prints when elected (epoch, token, lease) and holds.

@@ -77,6 +77,10 @@ TEST_CASE("raftlockctl exit codes for bad input (2) and an unreachable cluster (
   CHECK(via_env.code == 5);
   auto status = CtlNoCluster({"--endpoints", nowhere, "--timeout", "1s", "cluster", "status"});
   CHECK(status.code == 5);
+  // observe too: it does not wait out its timeout printing nothing and exit 0.
+  auto observe = CtlNoCluster({"--endpoints", nowhere, "--timeout", "1s", "observe", "svc/x"});
+  INFO(observe.err);
+  CHECK(observe.code == 5);
 }
 
 TEST_CASE("raftlockctl lease grant, keepalive, ttl, list and revoke in table and json",
