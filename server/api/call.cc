@@ -41,6 +41,16 @@ CallError CommandError(const v1::CommandResult& result) {
   return error;
 }
 
+std::optional<CallError> NameError(const std::string& name, const lock::Limits& limits) {
+  const lock::Error error = lock::CheckName(name, limits);
+  if (error.ok()) return std::nullopt;
+  v1::CommandResult result;
+  result.set_code(lock::CodeOf(error.reason));
+  result.set_reason(error.reason);
+  result.set_message(error.message);
+  return CommandError(result);
+}
+
 grpc::Status InvalidArgument(const std::string& field, const std::string& problem) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, field + ": " + problem);
 }

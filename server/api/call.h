@@ -8,6 +8,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -120,6 +121,10 @@ CallError ReplicaError(const absl::Status& status, const LeaderInfo& leader);
 
 // The answer to a failed CommandResult (code != 0), with its reason.
 CallError CommandError(const v1::CommandResult& result);
+
+// For a read naming a lock or election: the error a write with `name` would
+// get (INVALID_ARGUMENT, NAME_EMPTY / NAME_TOO_LONG), or nullopt if valid.
+std::optional<CallError> NameError(const std::string& name, const lock::Limits& limits);
 
 // An INVALID_ARGUMENT naming the field.
 grpc::Status InvalidArgument(const std::string& field, const std::string& problem);

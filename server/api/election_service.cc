@@ -118,6 +118,10 @@ grpc::ServerUnaryReactor* ElectionService::Leader(grpc::CallbackServerContext* c
                                                   v1::LeaderResponse* response) {
   auto call = UnaryCall<v1::LeaderResponse>::Create(context, response);
   std::string name = request->name();
+  if (auto error = NameError(name, api_->replica().options().limits)) {
+    call->Fail(*error);
+    return call.get();
+  }
   ReadFor(&api_->replica(), call,
           [name](const lock::LockStateMachine& state, v1::LeaderResponse* out) {
             *out->mutable_election() = state.Leader(name);
@@ -138,8 +142,8 @@ ObserveStream::ObserveStream(ClientApi* api, std::string name, uint64_t after_ep
 }
 
 void ObserveStream::Start() {
-  if (name_.empty()) {
-    End(InvalidArgument("name", "must not be empty"));
+  if (auto error = NameError(name_, api_->replica().options().limits)) {
+    End(error->status);
     return;
   }
   // Registration happens on the loop, at the applied index of the read, so no

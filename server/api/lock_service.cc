@@ -105,6 +105,10 @@ grpc::ServerUnaryReactor* LockService::Describe(grpc::CallbackServerContext* con
                                                 v1::LockDescribeResponse* response) {
   auto call = UnaryCall<v1::LockDescribeResponse>::Create(context, response);
   std::string name = request->name();
+  if (auto error = NameError(name, api_->replica().options().limits)) {
+    call->Fail(*error);
+    return call.get();
+  }
   ReadFor(&api_->replica(), call,
           [name](const lock::LockStateMachine& state, v1::LockDescribeResponse* out) {
             auto info = state.Describe(name);
@@ -131,6 +135,10 @@ grpc::ServerUnaryReactor* LockService::ValidateToken(grpc::CallbackServerContext
                                                      v1::ValidateTokenResponse* response) {
   auto call = UnaryCall<v1::ValidateTokenResponse>::Create(context, response);
   std::string name = request->name();
+  if (auto error = NameError(name, api_->replica().options().limits)) {
+    call->Fail(*error);
+    return call.get();
+  }
   uint64_t token = request->token();
   ReadFor(&api_->replica(), call,
           [name, token](const lock::LockStateMachine& state, v1::ValidateTokenResponse* out) {

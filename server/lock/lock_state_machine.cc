@@ -174,14 +174,18 @@ void LockStateMachine::EndLease(uint64_t lease, v1::EndReason reason, uint64_t i
   }
 }
 
-Error LockStateMachine::CheckName(const std::string& name) const {
+Error CheckName(const std::string& name, const Limits& limits) {
   if (name.empty()) return {v1::ERROR_REASON_NAME_EMPTY, "name: must not be empty"};
-  if (name.size() > limits_.max_name_bytes) {
+  if (name.size() > limits.max_name_bytes) {
     return {v1::ERROR_REASON_NAME_TOO_LONG,
-            absl::StrCat("name: ", name.size(), " bytes, limit is ", limits_.max_name_bytes,
+            absl::StrCat("name: ", name.size(), " bytes, limit is ", limits.max_name_bytes,
                          " (max_name_bytes)")};
   }
   return {};
+}
+
+Error LockStateMachine::CheckName(const std::string& name) const {
+  return lock::CheckName(name, limits_);
 }
 
 Error LockStateMachine::CheckValue(const std::string& value) const {

@@ -45,6 +45,10 @@ struct ApplyResult {
   bool duplicate = false;  // result is a remembered one
 };
 
+// A lock or election name: 1..limits.max_name_bytes bytes (NAME_EMPTY,
+// NAME_TOO_LONG otherwise). Reads use it too, so bad input fails the same way.
+Error CheckName(const std::string& name, const Limits& limits);
+
 class LockStateMachine {
  public:
   explicit LockStateMachine(const Limits& limits = Limits{});

@@ -240,6 +240,20 @@ TEST_CASE("raftlockctl locks acquire, list, describe, validate and release with 
   // Bad input from the server: an empty name is INVALID_ARGUMENT (2).
   auto empty = t.Ctl({"locks", "acquire", "", "--lease", lease_a});
   CHECK(empty.code == 2);
+  // Rule: reads check names as writes do (docs/semantics.md §6): a name over
+  // max_name_bytes (256) is INVALID_ARGUMENT naming the limit, not "not found".
+  const std::string too_long(300, 'x');
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{"locks", "describe", too_long},
+                                             {"locks", "describe", ""},
+                                             {"locks", "validate", too_long, "1"},
+                                             {"leader", too_long}}) {
+    auto read = t.Ctl(args);
+    INFO(args[0] << " " << args[1] << ": " << read.code << " " << read.err);
+    CHECK(read.code == 2);
+    CHECK((read.err.find("max_name_bytes") != std::string::npos ||
+           read.err.find("must not be empty") != std::string::npos));
+  }
 }
 
 TEST_CASE("raftlockctl cluster status, members and transfer-leader", "[client][ctl]") {
