@@ -68,6 +68,12 @@ absl::StatusOr<std::shared_ptr<Client>> Client::Create(ClientOptions options) {
   if (options.attempt_timeout <= std::chrono::milliseconds(0)) {
     return absl::InvalidArgumentError("attempt_timeout: must be > 0");
   }
+  if (options.ping_interval != std::chrono::milliseconds(0) &&
+      options.ping_interval < kMinPingInterval) {
+    return absl::InvalidArgumentError("ping_interval: must be 0 (no pings) or at least " +
+                                      std::to_string(kMinPingInterval.count()) + " ms, got " +
+                                      std::to_string(options.ping_interval.count()) + " ms");
+  }
   if (options.client_id == 0) options.client_id = RandomClientId();
   if (!options.credentials) options.credentials = grpc::InsecureChannelCredentials();
   return std::shared_ptr<Client>(new Client(std::move(options)));
@@ -117,6 +123,15 @@ std::shared_ptr<Client::Endpoint> Client::EndpointFor(const std::string& address
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    if (options_.ping_interval.count() > 0) {
+      // Pings only while calls are in flight, and without limit on pings
+      // between data frames: a parked wait sends no data.
+      const int ping_ms = static_cast<int>(options_.ping_interval.count());
+      args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, ping_ms);
+      args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ping_ms);
+      args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+      args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+    }
     auto endpoint = std::make_shared<Endpoint>();
     endpoint->address = address;
     endpoint->channel = options_.interceptors

@@ -59,6 +59,15 @@ TEST_CASE("Client finds the leader from an endpoint list that starts with a foll
   CHECK(Client::Create(bad).status().code() == absl::StatusCode::kInvalidArgument);
   bad.endpoints = {"no-port"};
   CHECK(Client::Create(bad).status().code() == absl::StatusCode::kInvalidArgument);
+  // Rule: pings faster than replicas accept are refused, naming the limit.
+  bad.endpoints = {"127.0.0.1:1"};
+  bad.ping_interval = 500ms;
+  absl::Status too_fast = Client::Create(bad).status();
+  CHECK(too_fast.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(too_fast.message()),
+             Catch::Contains("ping_interval") && Catch::Contains("1000 ms"));
+  bad.ping_interval = 0ms;  // no pings
+  CHECK(Client::Create(bad).ok());
   CHECK(Client::ParseEndpoints(" a:1, b:2 ,,") == std::vector<std::string>{"a:1", "b:2"});
 }
 

@@ -336,3 +336,36 @@ TEST_CASE("a Lock waiting on a leader that shuts down keeps its place and is gra
   REQUIRE(d->lock().holders_size() == 1);
   CHECK(d->lock().holders(0).lease_id() == waiter_session->lease_id());
 }
+
+TEST_CASE("a Lock waiting on a leader that is paused fails over by connection pings",
+          "[client][sdk][failover]") {
+  TestCluster t;
+  auto client = t.NewClient();
+  auto holder_session = t.NewSession(client);
+  auto waiter_session = t.NewSession(client);
+  Mutex holder(*holder_session, "paused/lock");
+  REQUIRE(holder.Lock(After(5s)).ok());
+  Mutex waiter(*waiter_session, "paused/lock");
+  auto waited = std::async(std::launch::async, [&] { return waiter.Lock(After(40s)); });
+  REQUIRE(Eventually(5s, [&] {
+    auto d = client->LockDescribe("paused/lock", After(2s));
+    return d.ok() && d->lock().waiters_size() == 1;
+  }));
+
+  // Rule: a paused (or partitioned) replica keeps the TCP connection open but
+  // never answers. The parked call must notice by HTTP/2 pings and re-send its
+  // WriteId to the next leader, not wait out its whole 40-s deadline there.
+  t.cluster.Pause(t.leader);
+  const int next_leader = t.cluster.WaitForLeader(10s, {t.leader});
+  REQUIRE(next_leader != 0);
+  const uint64_t holder_token = holder.token();
+  REQUIRE(holder.Unlock(After(10s)).ok());
+  const auto unlocked = std::chrono::steady_clock::now();
+  REQUIRE(waited.wait_for(10s) == std::future_status::ready);
+  absl::Status status = waited.get();
+  INFO(status.ToString());
+  REQUIRE(status.ok());
+  CHECK(std::chrono::steady_clock::now() - unlocked < 10s);
+  CHECK(waiter.held());
+  CHECK(waiter.token() > holder_token);
+}

@@ -49,6 +49,13 @@ struct ClientOptions {
   // Backoff between attempts: sleep uniform(0, min(max, initial * 2^n)).
   std::chrono::milliseconds initial_backoff{20};
   std::chrono::milliseconds max_backoff{500};
+  // While calls are in flight to a replica, its connection is pinged (HTTP/2
+  // PING) this often, and a ping unanswered for as long closes it: a call
+  // parked at a paused or partitioned replica (a waiting Lock or Campaign)
+  // then fails over within about twice this instead of at its deadline.
+  // 0: no pings. Otherwise at least 1 s (kMinPingInterval): replicas refuse
+  // faster pings.
+  std::chrono::milliseconds ping_interval{2000};
   // 0: a random nonzero id (the normal case). Set only to resume a known identity.
   uint64_t client_id = 0;
   // null: plaintext.
@@ -60,10 +67,14 @@ struct ClientOptions {
       interceptors;
 };
 
+// The shortest ClientOptions::ping_interval a replica accepts.
+inline constexpr std::chrono::milliseconds kMinPingInterval{1000};
+
 class Client {
  public:
   // Validates `options` (INVALID_ARGUMENT on an empty or malformed endpoint
-  // list). Connects lazily: no RPC is made here.
+  // list, a non-positive attempt_timeout, or a ping_interval below 1 s). Connects lazily: no RPC is
+  // made here.
   static absl::StatusOr<std::shared_ptr<Client>> Create(ClientOptions options);
 
   // Splits "a:1,b:2" into endpoints (spaces ignored).

@@ -51,6 +51,24 @@ _DEFAULT_CHANNEL_OPTIONS = (
     ("grpc.enable_retries", 0),
 )
 
+# The shortest ping_interval a replica accepts (seconds).
+MIN_PING_INTERVAL = 1.0
+
+
+def _ping_options(interval: float) -> tuple:
+    """Channel options that ping a connection with calls in flight every
+    ``interval`` seconds, without limit between data frames (a parked wait
+    sends no data); none for 0."""
+    if interval == 0:
+        return ()
+    ms = int(interval * 1000)
+    return (
+        ("grpc.keepalive_time_ms", ms),
+        ("grpc.keepalive_timeout_ms", ms),
+        ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.http2.max_pings_without_data", 0),
+    )
+
 
 class _Stubs:
     """The four service stubs of one replica's client address."""
@@ -108,6 +126,12 @@ class Client:
     identity (random, nonzero; pass one only to resume a previous process's
     sequence space, which is rarely what you want).
 
+    ``ping_interval`` (seconds): while calls are in flight to a replica, its
+    connection is pinged this often, and a ping unanswered for as long closes
+    it, so a wait parked at a paused or partitioned replica fails over within
+    about twice this instead of at its deadline. 0 turns pings off; otherwise
+    at least 1.0 (replicas refuse faster pings).
+
     A client is thread safe. Close it (or use it as a context manager) to close
     its channels.
     """
@@ -123,6 +147,7 @@ class Client:
         client_id: Optional[int] = None,
         interceptors: Iterable[grpc.UnaryUnaryClientInterceptor] = (),
         channel_options: Sequence = (),
+        ping_interval: float = 2.0,
     ):
         if isinstance(endpoints, str):
             endpoints = [e.strip() for e in endpoints.split(",")]
@@ -131,6 +156,10 @@ class Client:
             raise ValueError("at least one endpoint is required")
         if timeout <= 0 or attempt_timeout <= 0:
             raise ValueError("timeouts must be positive")
+        if ping_interval != 0 and ping_interval < MIN_PING_INTERVAL:
+            raise ValueError(
+                f"ping_interval must be 0 (no pings) or at least {MIN_PING_INTERVAL} s, got {ping_interval}"
+            )
         self.timeout = float(timeout)
         self.attempt_timeout = float(attempt_timeout)
         self.backoff_base = float(backoff_base)
@@ -138,7 +167,9 @@ class Client:
         self.client_id = client_id if client_id else (secrets.randbits(64) or 1)
         self._sequence = itertools.count(1)
         self._interceptors = tuple(interceptors)
-        self._channel_options = tuple(_DEFAULT_CHANNEL_OPTIONS) + tuple(channel_options)
+        self._channel_options = (
+            tuple(_DEFAULT_CHANNEL_OPTIONS) + _ping_options(ping_interval) + tuple(channel_options)
+        )
         self._mu = threading.Lock()
         self._stubs: dict = {}
         self._leader: Optional[str] = None

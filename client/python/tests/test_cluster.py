@@ -118,3 +118,11 @@ def test_exactly_once_retries_reuse_the_write_id(shared_cluster):
         assert len(releases) == 2 and releases[1][1].header.duplicate
         assert c.describe("once/a") is None
         session.close()
+
+
+def test_bad_client_options_are_refused_naming_the_limit():
+    with pytest.raises(ValueError, match="ping_interval.*at least 1.0"):
+        raftlock.Client("127.0.0.1:1", ping_interval=0.5)
+    with pytest.raises(ValueError, match="endpoint"):
+        raftlock.Client([])
+    raftlock.Client("127.0.0.1:1", ping_interval=0).close()  # pings off

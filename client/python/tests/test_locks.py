@@ -236,3 +236,42 @@ def test_a_fresh_write_behind_16_newer_ones_is_sent_again(client):
         assert response.acquired and not response.header.duplicate
         with pytest.raises(raftlock.OutcomeUnknown):
             client.acquire("py/too-old/retried", session.lease_id, write_id=retried)
+
+
+def test_a_wait_parked_at_a_paused_leader_fails_over_by_pings(cluster):
+    """A paused (or partitioned) leader keeps its connection open and never
+    answers: the parked acquire must notice by HTTP/2 pings and re-send its
+    write id to the next leader, not wait out its deadline there."""
+    leader = cluster.leader()
+    with raftlock.Client(cluster.endpoints, timeout=5.0) as client:
+        with client.session(ttl=10.0) as a, client.session(ttl=10.0) as b:
+            first = a.lock("paused/lock")
+            assert first.acquire()
+            result = {}
+
+            def wait_for_it():
+                lock = b.lock("paused/lock", timeout=40.0)
+                try:
+                    result["ok"] = lock.acquire()
+                    result["token"] = lock.fencing_token
+                finally:
+                    result["at"] = time.monotonic()
+
+            waiter = threading.Thread(target=wait_for_it, daemon=True)
+            waiter.start()
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline:
+                info = client.describe("paused/lock")
+                if info is not None and len(info.waiters) == 1:
+                    break
+                time.sleep(0.02)
+            else:
+                pytest.fail("the waiter never queued")
+            cluster.pause(leader)
+            cluster.leader(timeout=10.0, exclude=(leader,))
+            first.release()
+            released_at = time.monotonic()
+            waiter.join(timeout=10.0)
+            assert not waiter.is_alive(), "the wait stayed parked at the paused leader"
+            assert result["ok"] and result["token"] > first.fencing_token
+            assert result["at"] - released_at < 10.0
