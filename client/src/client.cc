@@ -345,12 +345,14 @@ absl::StatusOr<v1::LockAcquireResponse> Client::LockAcquire(v1::LockAcquireReque
 }
 
 absl::StatusOr<v1::LockReleaseResponse> Client::LockRelease(v1::LockReleaseRequest request,
-                                                            Deadline deadline) {
+                                                            Deadline deadline,
+                                                            v1::WriteId* sent_write) {
   if (!request.has_write()) *request.mutable_write() = NextWrite();
   v1::LockReleaseResponse response;
   absl::Status status = Call(
       "Lock.Release", WriteCall(request.mutable_write()), deadline,
       [&](Endpoint& e, grpc::ClientContext* c) { return e.lock->Release(c, request, &response); });
+  if (sent_write != nullptr) *sent_write = request.write();
   if (!status.ok()) return status;
   return response;
 }
@@ -423,13 +425,15 @@ absl::StatusOr<v1::ProclaimResponse> Client::Proclaim(v1::ProclaimRequest reques
   return response;
 }
 
-absl::StatusOr<v1::ResignResponse> Client::Resign(v1::ResignRequest request, Deadline deadline) {
+absl::StatusOr<v1::ResignResponse> Client::Resign(v1::ResignRequest request, Deadline deadline,
+                                                  v1::WriteId* sent_write) {
   if (!request.has_write()) *request.mutable_write() = NextWrite();
   v1::ResignResponse response;
   absl::Status status = Call("Election.Resign", WriteCall(request.mutable_write()), deadline,
                              [&](Endpoint& e, grpc::ClientContext* c) {
                                return e.election->Resign(c, request, &response);
                              });
+  if (sent_write != nullptr) *sent_write = request.write();
   if (!status.ok()) return status;
   return response;
 }

@@ -253,10 +253,12 @@ absl::Status Election::Resign(Deadline deadline) {
   request.set_token(token_);
   if (!pending_resign_) pending_resign_ = session_->client()->NextWrite();
   *request.mutable_write() = *pending_resign_;  // a retried Resign gets the first answer
-  auto answer = session_->client()->Resign(std::move(request), deadline);
+  v1::WriteId sent;
+  auto answer = session_->client()->Resign(std::move(request), deadline, &sent);
   if (!answer.ok() && internal::OutcomeUnknown(answer.status())) {
-    // Still leading as far as we know; Resign may be retried (with a new
-    // write if the server forgot this one: ABORTED).
+    // Still leading as far as we know; Resign may be retried with the write
+    // last sent (a new one if the server forgot it: ABORTED).
+    pending_resign_ = sent;
     if (answer.status().code() == absl::StatusCode::kAborted) pending_resign_.reset();
     return answer.status();
   }

@@ -86,10 +86,13 @@ absl::Status LockHandle::Unlock(Deadline deadline) {
   request.set_token(token_);
   if (!pending_release_) pending_release_ = session_->client()->NextWrite();
   *request.mutable_write() = *pending_release_;  // a retried Unlock gets the first answer
-  auto released = session_->client()->LockRelease(std::move(request), deadline);
+  v1::WriteId sent;
+  auto released = session_->client()->LockRelease(std::move(request), deadline, &sent);
   if (!released.ok() && OutcomeUnknown(released.status())) {
-    // Still held as far as we know; Unlock may be retried. A write the server
-    // forgot (ABORTED) cannot be asked again: the retry sends a new one.
+    // Still held as far as we know; Unlock may be retried with the write last
+    // sent (the Client may have renewed the first). A write the server forgot
+    // (ABORTED) cannot be asked again: the retry sends a new one.
+    pending_release_ = sent;
     if (released.status().code() == absl::StatusCode::kAborted) pending_release_.reset();
     return released.status();
   }

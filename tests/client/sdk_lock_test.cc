@@ -300,6 +300,36 @@ TEST_CASE("retries are exactly-once: a retried write returns its first answer an
   INFO(forgotten.status().ToString());
   CHECK(forgotten.status().code() == absl::StatusCode::kAborted);
   CHECK(ErrorReason(forgotten.status()).empty());
+
+  // The renewed write is reported (sent_write), so a retry of a release whose
+  // outcome is unknown re-sends the write that may have applied, not the
+  // refused first one, and gets its first answer.
+  v1::LockAcquireRequest take;
+  take.set_name("once/renewed");
+  take.set_lease_id(first->lease_id());
+  auto taken = client->LockAcquire(take, After(5s));
+  REQUIRE(taken.ok());
+  REQUIRE(taken->acquired());
+  v1::LockReleaseRequest late_release;
+  late_release.set_name("once/renewed");
+  late_release.set_lease_id(first->lease_id());
+  late_release.set_token(taken->token());
+  *late_release.mutable_write() = client->NextWrite();
+  for (int i = 0; i < 17; ++i) {
+    v1::LeaseGrantRequest newer;
+    newer.set_ttl_ms(10000);
+    REQUIRE(client->LeaseGrant(newer, After(5s)).ok());
+  }
+  v1::WriteId sent;
+  auto renewed = client->LockRelease(late_release, After(5s), &sent);
+  INFO(renewed.status().ToString());
+  REQUIRE(renewed.ok());
+  CHECK(sent.sequence() > late_release.write().sequence());
+  *late_release.mutable_write() = sent;
+  auto resent = client->LockRelease(late_release, After(5s));
+  INFO(resent.status().ToString());
+  REQUIRE(resent.ok());
+  CHECK(resent->header().duplicate());
 }
 
 TEST_CASE("a Lock waiting on a leader that shuts down keeps its place and is granted later",

@@ -116,12 +116,14 @@ class Client {
   // ---- Lock. Acquire with wait_timeout_ms > 0 waits on the server; the
   // attempt's gRPC deadline is set beyond the wait (bounded by `deadline`).
   // `sent_write` (optional) receives the WriteId the call last sent: the
-  // request's, or the one that replaced it (see NextWrite).
+  // request's, or the one that replaced it (see NextWrite). A retry of a call
+  // whose outcome is unknown must re-send that one.
   absl::StatusOr<v1::LockAcquireResponse> LockAcquire(v1::LockAcquireRequest request,
                                                       Deadline deadline,
                                                       v1::WriteId* sent_write = nullptr);
   absl::StatusOr<v1::LockReleaseResponse> LockRelease(v1::LockReleaseRequest request,
-                                                      Deadline deadline);
+                                                      Deadline deadline,
+                                                      v1::WriteId* sent_write = nullptr);
   absl::StatusOr<v1::LockDescribeResponse> LockDescribe(const std::string& name, Deadline deadline);
   absl::StatusOr<v1::LockListResponse> LockList(const std::string& prefix, Deadline deadline);
   absl::StatusOr<v1::ValidateTokenResponse> ValidateToken(const std::string& name, uint64_t token,
@@ -132,7 +134,8 @@ class Client {
   absl::StatusOr<v1::CampaignResponse> Campaign(v1::CampaignRequest request, Deadline deadline,
                                                 v1::WriteId* sent_write = nullptr);
   absl::StatusOr<v1::ProclaimResponse> Proclaim(v1::ProclaimRequest request, Deadline deadline);
-  absl::StatusOr<v1::ResignResponse> Resign(v1::ResignRequest request, Deadline deadline);
+  absl::StatusOr<v1::ResignResponse> Resign(v1::ResignRequest request, Deadline deadline,
+                                            v1::WriteId* sent_write = nullptr);
   absl::StatusOr<v1::LeaderResponse> Leader(const std::string& name, Deadline deadline);
   // One Observe stream on the presumed leader: hands each message to
   // `on_message` (on this thread) until the stream ends, `context` is

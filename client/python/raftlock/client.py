@@ -451,10 +451,15 @@ class Client:
     def release(self, name: str, lease_id: int, token: int, *, timeout: Optional[float] = None,
                 write_id: Optional[api_pb2.WriteId] = None) -> api_pb2.LockReleaseResponse:
         """Releases a hold. Pass the same `write_id` to retry a release whose
-        outcome was unknown: it then answers its first result."""
+        outcome was unknown: it then answers its first result (the call
+        updates `write_id` to the id it last sent, which may be a renewed one)."""
         request = api_pb2.LockReleaseRequest(write=write_id or self.next_write_id(), name=name,
                                              lease_id=lease_id, token=token)
-        return self._call(lambda s: s.lock.Release, request, timeout=timeout)
+        try:
+            return self._call(lambda s: s.lock.Release, request, timeout=timeout)
+        finally:
+            if write_id is not None:  # the id last sent (it may have been renewed)
+                write_id.CopyFrom(request.write)
 
     def describe(self, name: str, *, timeout: Optional[float] = None) -> Optional[lock_pb2.LockInfo]:
         """Holders and waiters of a lock, or None if nobody holds or waits."""

@@ -218,6 +218,7 @@ class Election:
         self.token: int = 0
         self.epoch: int = 0
         self.why_not = ""
+        self._resign_write = None  # reused while a resign's outcome is unknown
 
     @property
     def session(self):
@@ -260,6 +261,7 @@ class Election:
                 raise
             if response.elected:
                 self.token = response.token
+                self._resign_write = None
                 self.epoch = response.epoch
                 if not self._session.alive:
                     # Elected as the session was lost: the server may end it any moment.
@@ -294,15 +296,25 @@ class Election:
         the "no leader" event (0 if this handle was not leading)."""
         if self._session is None:
             return 0
-        request = api_pb2.ResignRequest(write=self._client.next_write_id(), name=self.name,
+        if self._resign_write is None:
+            self._resign_write = self._client.next_write_id()
+        request = api_pb2.ResignRequest(write=self._resign_write, name=self.name,
                                         lease_id=self._session.lease_id, token=self.token)
         try:
             response = self._client._call(lambda s: s.election.Resign, request, timeout=timeout)
         except errors.RaftlockError as error:
             if not errors.outcome_unknown(error):
                 self.token = 0  # decided: nothing is led under this token
-            raise  # unknown: still leading as far as we know; resign() may be called again
+                self._resign_write = None
+            elif isinstance(error, errors.OutcomeUnknown):
+                self._resign_write = None  # forgotten by the server: a retry needs a new id
+            else:
+                # Still leading as far as we know: a retry re-sends the id last
+                # sent (the client may have renewed it) and gets the first answer.
+                self._resign_write = request.write
+            raise
         self.token = 0
+        self._resign_write = None
         if response.was_leader:
             self.epoch = response.epoch
         return response.epoch if response.was_leader else 0

@@ -155,6 +155,8 @@ class Lock:
                         code=error.code, reason=error.reason) from None
         except errors.RaftlockError as error:
             if errors.outcome_unknown(error) and not self._owns_session:
+                if isinstance(error, errors.OutcomeUnknown):
+                    self._release_write = None  # forgotten by the server: a retry needs a new id
                 raise  # still held as far as we know: release() may be called again
             self._held = False
             self._release_write = None

@@ -221,6 +221,25 @@ def test_a_release_with_unknown_outcome_can_be_retried(shared_cluster):
         assert lossy.describe("py/release-retry") is None
 
 
+def test_a_resign_with_unknown_outcome_can_be_retried(shared_cluster):
+    # Rule: as for release: a resign whose answer was lost keeps the handle
+    # leading, and resign() again re-sends the same write, so it answers the
+    # epoch of the first resign, not "was not leading".
+    drop = {"on": True}
+    dropper = _DropAnswers(lambda method, request: drop["on"] and method.endswith("/Resign"))
+    with raftlock.Client(shared_cluster.endpoints, timeout=1.0, attempt_timeout=0.5,
+                         interceptors=[dropper]) as lossy, lossy.session(ttl=10.0) as session:
+        election = session.election("py/resign-retry")
+        assert election.campaign("me")
+        with pytest.raises(raftlock.Unavailable):
+            election.resign()
+        assert election.token != 0
+        drop["on"] = False
+        epoch = election.resign()
+        assert epoch > 0 and election.token == 0
+        assert not lossy.election("py/resign-retry").leader().has_leader
+
+
 def test_a_fresh_write_behind_16_newer_ones_is_sent_again(client):
     # Rule: the server keeps a client's last 16 results; a write whose first
     # attempt comes after 16 newer writes of its client (threads sharing a
@@ -236,6 +255,18 @@ def test_a_fresh_write_behind_16_newer_ones_is_sent_again(client):
         assert response.acquired and not response.header.duplicate
         with pytest.raises(raftlock.OutcomeUnknown):
             client.acquire("py/too-old/retried", session.lease_id, write_id=retried)
+        # A renewed release reports the id it sent, so a retry re-sends that
+        # one and gets the first answer.
+        late_release = client.next_write_id()
+        first_sequence = late_release.sequence
+        for i in range(17):
+            client.release(f"py/too-old/{i}", session.lease_id,
+                           client.describe(f"py/too-old/{i}").holders[0].token)
+        client.release("py/too-old/late", session.lease_id, response.token, write_id=late_release)
+        assert late_release.sequence > first_sequence
+        again = client.release("py/too-old/late", session.lease_id, response.token,
+                               write_id=late_release)
+        assert again.header.duplicate
 
 
 def test_a_wait_parked_at_a_paused_leader_fails_over_by_pings(cluster):
