@@ -119,10 +119,14 @@ void ElectionObserver::Run() {
           if (message.has_event()) {
             if (message.event().epoch() <= last_epoch_.load()) return true;  // already delivered
             update = FromEvent(message.event());
+          } else if (!message.skipped() && delivered_ &&
+                     message.current().epoch() <= last_epoch_.load()) {
+            return true;  // the state already delivered (a never-used election's)
           } else {
             update = FromInfo(message.current(), message.skipped());
           }
           last_epoch_.store(std::max(last_epoch_.load(), update.epoch));
+          delivered_ = true;
           callback_(update);
           return true;
         },

@@ -196,9 +196,16 @@ TEST_CASE("an observer of a quiet election keeps the Client's leader across stre
   // leader (its other calls are not redirected) and the observer resumes.
   Updates quiet;
   auto observer = ElectionObserver::Start(client, "svc/quiet", quiet.Callback(), epoch);
+  // Rule: the current state is delivered once, not again on each new stream,
+  // also for an election that was never used (epoch 0, no leader).
+  Updates unused;
+  auto unused_observer = ElectionObserver::Start(client, "svc/never-used", unused.Callback());
   std::this_thread::sleep_for(6500ms);  // past one stream lifetime (5 s)
   CHECK(client->leader_address() == leader);
   CHECK(quiet.Get().empty());
+  REQUIRE(unused.Get().size() == 1);
+  CHECK(unused.Get()[0].kind == ElectionUpdate::Kind::kCurrent);
+  CHECK_FALSE(unused.Get()[0].has_leader);
   // And it still delivers the next change.
   REQUIRE(a.Proclaim("beta", After(5s)).ok());
   REQUIRE(quiet.WaitFor(1));

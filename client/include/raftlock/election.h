@@ -49,7 +49,8 @@ const char* ElectionUpdateKindName(ElectionUpdate::Kind kind);
 class ElectionObserver {
  public:
   // `callback` runs on the observer's thread, one update at a time; it must
-  // not destroy the observer. after_epoch 0: start with the current state.
+  // not destroy the observer. after_epoch 0: start with the current state,
+  // delivered once (a reconnect does not repeat it).
   static std::unique_ptr<ElectionObserver> Start(
       std::shared_ptr<Client> client, std::string name,
       std::function<void(const ElectionUpdate&)> callback, uint64_t after_epoch = 0);
@@ -70,6 +71,7 @@ class ElectionObserver {
   const std::string name_;
   const std::function<void(const ElectionUpdate&)> callback_;
   std::atomic<uint64_t> last_epoch_;
+  bool delivered_ = false;  // an update went to callback_ (observer thread only)
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

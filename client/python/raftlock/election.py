@@ -93,6 +93,7 @@ class Observer:
         self._client = client
         self.name = name
         self.last_epoch = after_epoch
+        self._delivered = False  # an update was put in the queue
         self._stream_timeout = stream_timeout
         self._queue: "queue.Queue" = queue.Queue()
         self._stop = threading.Event()
@@ -168,10 +169,14 @@ class Observer:
                         event = ElectionEvent.from_event(message.event)
                         if event.epoch <= self.last_epoch:
                             continue  # already delivered before a reconnect
+                    elif not message.skipped and self._delivered \
+                            and message.current.epoch <= self.last_epoch:
+                        continue  # the state already delivered (a never-used election's)
                     else:
                         event = ElectionEvent.from_info("skipped" if message.skipped else "current",
                                                         message.current)
                     self.last_epoch = max(self.last_epoch, event.epoch)
+                    self._delivered = True
                     self._queue.put(event)
             except grpc.RpcError as error:
                 failure = _Failure(error)

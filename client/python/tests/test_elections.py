@@ -78,3 +78,14 @@ def test_observe_iterates_epochs_including_no_leader(client):
             assert epochs == sorted(epochs) and epochs[0] > ev.epoch and epochs[-1] == last
         with pytest.raises(StopIteration):
             next(resumed)
+
+
+def test_observe_delivers_the_current_state_once_across_streams(client):
+    # Rule: each new stream (every stream_timeout) starts where the last one
+    # ended; the current state of a never-used election (epoch 0, no leader)
+    # is delivered once, not again with every stream.
+    with client.election("svc/never-used").observe(stream_timeout=1.0) as observer:
+        first = observer.next(timeout=5.0)
+        assert first.kind == "current" and not first.has_leader and first.epoch == 0
+        with pytest.raises(TimeoutError):
+            observer.next(timeout=2.5)  # past two stream lifetimes
