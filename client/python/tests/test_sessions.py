@@ -82,3 +82,32 @@ def test_session_reports_lost_when_the_server_revokes_it(client):
         assert "server" in session.lost_reason
     finally:
         session.close()
+
+
+def test_a_grant_after_the_session_was_lost_is_given_back(client):
+    # Rule: once a session reports lost, nothing is held through it. Here the
+    # local "lost" comes 2 s after the last acknowledged keepalive (a large
+    # lost_margin, no keepalive meanwhile) while the lease lives 6 s at the
+    # server; a grant that arrives in between is given back and raises
+    # SessionLost, so the lock is free although the lease still lives.
+    with client.session(ttl=5.0) as holder_session, \
+            client.session(ttl=6.0, keepalive_interval=5.0, lost_margin=4.0) as session:
+        holder = holder_session.lock("py/lost-grant")
+        assert holder.acquire()
+        outcome = {}
+
+        def wait_for_it():
+            try:
+                outcome["granted"] = session.lock("py/lost-grant", timeout=20.0).acquire()
+            except raftlock.RaftlockError as error:
+                outcome["error"] = error
+
+        waiter = threading.Thread(target=wait_for_it)
+        waiter.start()
+        assert session.wait_lost(timeout=5.0)
+        holder.release()
+        waiter.join(timeout=10.0)
+        assert not waiter.is_alive()
+        assert isinstance(outcome.get("error"), raftlock.SessionLost), outcome
+        assert client.time_to_live(session.lease_id) is not None  # the lease lives on
+        assert client.describe("py/lost-grant") is None  # ... but holds nothing
