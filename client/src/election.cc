@@ -1,5 +1,6 @@
 #include "raftlock/election.h"
 
+#include <google/protobuf/util/message_differencer.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@ namespace raftlock {
 
 namespace {
 
+using google::protobuf::util::MessageDifferencer;
 using std::chrono::milliseconds;
 
 // Observe streams are reopened this often (resuming after the last epoch), so
@@ -119,14 +121,20 @@ void ElectionObserver::Run() {
           if (message.has_event()) {
             if (message.event().epoch() <= last_epoch_.load()) return true;  // already delivered
             update = FromEvent(message.event());
-          } else if (!message.skipped() && delivered_ &&
-                     message.current().epoch() <= last_epoch_.load()) {
-            return true;  // the state already delivered (a never-used election's)
+          } else if (last_state_ && MessageDifferencer::Equals(*last_state_, message.current())) {
+            // The state this observer reported last, with no event since: a
+            // never-used election (epoch 0), or a forgotten one re-reported
+            // as skipped on each new stream. Not news.
+            return true;
           } else {
             update = FromInfo(message.current(), message.skipped());
           }
+          if (message.has_event()) {
+            last_state_.reset();
+          } else {
+            last_state_ = message.current();
+          }
           last_epoch_.store(std::max(last_epoch_.load(), update.epoch));
-          delivered_ = true;
           callback_(update);
           return true;
         },

@@ -28,7 +28,9 @@ namespace raftlock::testing {
 // throws), so no test leaves servers behind.
 class TestCluster {
  public:
-  TestCluster() : cluster(3) {
+  // `extra_flags` go to every raftlockd (see ProcessCluster).
+  explicit TestCluster(std::vector<std::string> extra_flags = {})
+      : cluster(3, std::move(extra_flags)) {
     cluster.StartAll();
     leader = cluster.WaitForLeader(std::chrono::seconds(10));
     REQUIRE(leader != 0);

@@ -1,7 +1,10 @@
 // The SDK's Election and ElectionObserver against a real 3-node cluster
 // (docs/semantics.md §4: campaign, proclaim, resign, leader, observe with
 // strictly increasing epochs and "no leader" as an event of its own).
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -210,4 +213,48 @@ TEST_CASE("an observer of a quiet election keeps the Client's leader across stre
   REQUIRE(a.Proclaim("beta", After(5s)).ok());
   REQUIRE(quiet.WaitFor(1));
   CHECK(quiet.Get()[0].kind == ElectionUpdate::Kind::kProclaimed);
+}
+
+TEST_CASE("an observer of a forgotten election is told skipped once, not on every stream",
+          "[client][sdk][election]") {
+  // A configuration that keeps one idle election for Observe (semantics §4).
+  char path[] = "/tmp/raftlock-forgetful-XXXXXX.yaml";
+  const int fd = mkstemps(path, 5);
+  REQUIRE(fd >= 0);
+  const std::string yaml = "limits:\n  max_idle_elections: 1\n";
+  REQUIRE(write(fd, yaml.data(), yaml.size()) == static_cast<ssize_t>(yaml.size()));
+  close(fd);
+  struct RemoveFile {
+    const char* path;
+    ~RemoveFile() { unlink(path); }
+  } remove_config{path};
+  TestCluster t({"--config", path});
+  auto client = t.NewClient();
+  auto session = t.NewSession(client);
+  Election forgotten(*session, "svc/forgotten");
+  REQUIRE(forgotten.Campaign("a", After(5s)).ok());
+  REQUIRE(forgotten.Resign(After(5s)).ok());
+  const uint64_t last_epoch = forgotten.epoch();
+  for (const char* name : {"svc/idle-1", "svc/idle-2"}) {  // pushes svc/forgotten out
+    Election other(*session, name);
+    REQUIRE(other.Campaign("b", After(5s)).ok());
+    REQUIRE(other.Resign(After(5s)).ok());
+  }
+
+  // Rule: resuming after an epoch of a forgotten election is reported as
+  // skipped with the state "no leader" -- once, not again with every new
+  // stream while nothing changes.
+  Updates updates;
+  auto observer = ElectionObserver::Start(client, "svc/forgotten", updates.Callback(), last_epoch);
+  std::this_thread::sleep_for(6500ms);  // past one stream lifetime (5 s)
+  REQUIRE(updates.Get().size() == 1);
+  CHECK(updates.Get()[0].kind == ElectionUpdate::Kind::kCurrent);
+  CHECK(updates.Get()[0].skipped);
+  CHECK_FALSE(updates.Get()[0].has_leader);
+  // A later use of the name is delivered as events again.
+  Election again(*session, "svc/forgotten");
+  REQUIRE(again.Campaign("c", After(5s)).ok());
+  REQUIRE(updates.WaitFor(2));
+  CHECK(updates.Get()[1].kind == ElectionUpdate::Kind::kElected);
+  CHECK(updates.Get()[1].value == "c");
 }

@@ -49,8 +49,9 @@ const char* ElectionUpdateKindName(ElectionUpdate::Kind kind);
 class ElectionObserver {
  public:
   // `callback` runs on the observer's thread, one update at a time; it must
-  // not destroy the observer. after_epoch 0: start with the current state,
-  // delivered once (a reconnect does not repeat it).
+  // not destroy the observer. after_epoch 0: start with the current state.
+  // A state report (kCurrent, skipped or not) is not repeated by a reconnect
+  // while nothing changed.
   static std::unique_ptr<ElectionObserver> Start(
       std::shared_ptr<Client> client, std::string name,
       std::function<void(const ElectionUpdate&)> callback, uint64_t after_epoch = 0);
@@ -71,7 +72,9 @@ class ElectionObserver {
   const std::string name_;
   const std::function<void(const ElectionUpdate&)> callback_;
   std::atomic<uint64_t> last_epoch_;
-  bool delivered_ = false;  // an update went to callback_ (observer thread only)
+  // The state of the last update delivered if it was a kCurrent one (no event
+  // since); observer thread only.
+  std::optional<v1::ElectionInfo> last_state_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

@@ -84,8 +84,9 @@ class Observer:
     """An iterator of :class:`ElectionEvent` s, fed by a background thread
     that keeps an Observe stream open (reconnecting, resuming after the last
     epoch seen; each stream has a deadline of `stream_timeout` and is then
-    resumed). ``next(timeout)`` waits at most `timeout` seconds. Close it (or
-    use ``with``) to stop."""
+    resumed). A state report ("current" or "skipped") is not repeated by a
+    new stream while nothing changed. ``next(timeout)`` waits at most
+    `timeout` seconds. Close it (or use ``with``) to stop."""
 
     _END = object()
 
@@ -93,7 +94,7 @@ class Observer:
         self._client = client
         self.name = name
         self.last_epoch = after_epoch
-        self._delivered = False  # an update was put in the queue
+        self._last_state = None  # the last state reported, if no event came after it
         self._stream_timeout = stream_timeout
         self._queue: "queue.Queue" = queue.Queue()
         self._stop = threading.Event()
@@ -169,14 +170,20 @@ class Observer:
                         event = ElectionEvent.from_event(message.event)
                         if event.epoch <= self.last_epoch:
                             continue  # already delivered before a reconnect
-                    elif not message.skipped and self._delivered \
-                            and message.current.epoch <= self.last_epoch:
-                        continue  # the state already delivered (a never-used election's)
+                    elif self._last_state is not None and message.current == self._last_state:
+                        # The state reported last, with no event since: a
+                        # never-used election (epoch 0), or a forgotten one
+                        # re-reported as skipped on each new stream. Not news.
+                        continue
                     else:
                         event = ElectionEvent.from_info("skipped" if message.skipped else "current",
                                                         message.current)
+                    if message.HasField("event") and not message.skipped:
+                        self._last_state = None
+                    else:
+                        self._last_state = lock_pb2.ElectionInfo()
+                        self._last_state.CopyFrom(message.current)
                     self.last_epoch = max(self.last_epoch, event.epoch)
-                    self._delivered = True
                     self._queue.put(event)
             except grpc.RpcError as error:
                 failure = _Failure(error)

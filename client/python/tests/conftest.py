@@ -193,8 +193,8 @@ class LocalCluster:
         return [n for n in sorted(self.procs) if n != lead]
 
 
-def _make_cluster() -> LocalCluster:
-    cluster = LocalCluster(_raftlockd())
+def _make_cluster(extra_flags: Optional[List[str]] = None) -> LocalCluster:
+    cluster = LocalCluster(_raftlockd(), extra_flags=extra_flags)
     try:
         cluster.start_all()
         cluster.leader(timeout=15.0)
@@ -218,6 +218,18 @@ def shared_cluster():
 def cluster():
     """A fresh cluster for a test that kills or pauses nodes."""
     cluster = _make_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def forgetful_cluster(tmp_path):
+    """A fresh cluster that keeps only one idle election for Observe."""
+    config = tmp_path / "limits.yaml"
+    config.write_text("limits:\n  max_idle_elections: 1\n")
+    cluster = _make_cluster(["--config", str(config)])
     try:
         yield cluster
     finally:

@@ -89,3 +89,25 @@ def test_observe_delivers_the_current_state_once_across_streams(client):
         assert first.kind == "current" and not first.has_leader and first.epoch == 0
         with pytest.raises(TimeoutError):
             observer.next(timeout=2.5)  # past two stream lifetimes
+
+
+def test_observe_reports_a_forgotten_election_as_skipped_once(forgetful_cluster):
+    # Rule: resuming after an epoch of a forgotten election is reported as
+    # skipped with the state "no leader" -- once, not again with every stream.
+    with raftlock.Client(forgetful_cluster.endpoints, timeout=5.0) as client, \
+            client.session(ttl=10.0) as session:
+        forgotten = session.election("svc/forgotten")
+        assert forgotten.campaign("a")
+        last_epoch = forgotten.resign()
+        for name in ("svc/idle-1", "svc/idle-2"):  # pushes svc/forgotten out
+            other = session.election(name)
+            assert other.campaign("b")
+            other.resign()
+        with forgotten.observe(after_epoch=last_epoch, stream_timeout=1.0) as observer:
+            first = observer.next(timeout=5.0)
+            assert first.kind == "skipped" and not first.has_leader
+            with pytest.raises(TimeoutError):
+                observer.next(timeout=2.5)  # past two stream lifetimes
+            assert session.election("svc/forgotten").campaign("c")
+            again = observer.next(timeout=5.0)
+            assert again.kind == "elected" and again.value == b"c"
