@@ -68,11 +68,17 @@ absl::StatusOr<std::shared_ptr<Client>> Client::Create(ClientOptions options) {
   if (options.attempt_timeout <= std::chrono::milliseconds(0)) {
     return absl::InvalidArgumentError("attempt_timeout: must be > 0");
   }
+  const auto ms = [](std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; };
   if (options.ping_interval != std::chrono::milliseconds(0) &&
-      options.ping_interval < kMinPingInterval) {
-    return absl::InvalidArgumentError("ping_interval: must be 0 (no pings) or at least " +
-                                      std::to_string(kMinPingInterval.count()) + " ms, got " +
-                                      std::to_string(options.ping_interval.count()) + " ms");
+      (options.ping_interval < kMinPingInterval || options.ping_interval > kMaxPingSetting)) {
+    return absl::InvalidArgumentError("ping_interval: must be 0 (no pings) or from " +
+                                      ms(kMinPingInterval) + " to " + ms(kMaxPingSetting) +
+                                      ", got " + ms(options.ping_interval));
+  }
+  if (options.ping_timeout <= std::chrono::milliseconds(0) ||
+      options.ping_timeout > kMaxPingSetting) {
+    return absl::InvalidArgumentError("ping_timeout: must be > 0 and at most " +
+                                      ms(kMaxPingSetting) + ", got " + ms(options.ping_timeout));
   }
   if (options.client_id == 0) options.client_id = RandomClientId();
   if (!options.credentials) options.credentials = grpc::InsecureChannelCredentials();
@@ -126,9 +132,8 @@ std::shared_ptr<Client::Endpoint> Client::EndpointFor(const std::string& address
     if (options_.ping_interval.count() > 0) {
       // Pings only while calls are in flight, and without limit on pings
       // between data frames: a parked wait sends no data.
-      const int ping_ms = static_cast<int>(options_.ping_interval.count());
-      args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, ping_ms);
-      args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ping_ms);
+      args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(options_.ping_interval.count()));
+      args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, static_cast<int>(options_.ping_timeout.count()));
       args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
       args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
     }

@@ -66,6 +66,12 @@ TEST_CASE("Client finds the leader from an endpoint list that starts with a foll
   CHECK(too_fast.code() == absl::StatusCode::kInvalidArgument);
   CHECK_THAT(std::string(too_fast.message()),
              Catch::Contains("ping_interval") && Catch::Contains("1000 ms"));
+  bad.ping_interval = 2s;
+  bad.ping_timeout = 0ms;
+  absl::Status no_timeout = Client::Create(bad).status();
+  CHECK(no_timeout.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(no_timeout.message()), Catch::Contains("ping_timeout"));
+  bad.ping_timeout = 4s;
   bad.ping_interval = 0ms;  // no pings
   CHECK(Client::Create(bad).ok());
   CHECK(Client::ParseEndpoints(" a:1, b:2 ,,") == std::vector<std::string>{"a:1", "b:2"});

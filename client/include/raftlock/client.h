@@ -50,12 +50,15 @@ struct ClientOptions {
   std::chrono::milliseconds initial_backoff{20};
   std::chrono::milliseconds max_backoff{500};
   // While calls are in flight to a replica, its connection is pinged (HTTP/2
-  // PING) this often, and a ping unanswered for as long closes it: a call
-  // parked at a paused or partitioned replica (a waiting Lock or Campaign)
-  // then fails over within about twice this instead of at its deadline.
-  // 0: no pings. Otherwise at least 1 s (kMinPingInterval): replicas refuse
-  // faster pings.
+  // PING) every ping_interval, and a ping unanswered for ping_timeout closes
+  // it: a call parked at a paused or partitioned replica (a waiting Lock or
+  // Campaign) then fails over within about ping_interval + ping_timeout
+  // instead of at its deadline. ping_interval 0: no pings; otherwise
+  // 1 s (kMinPingInterval) to 1 h. ping_timeout: > 0 and at most 1 h; keep it
+  // well above network hiccups, since a closed connection cancels the parked
+  // wait at a live leader and the retry queues again at the end.
   std::chrono::milliseconds ping_interval{2000};
+  std::chrono::milliseconds ping_timeout{4000};
   // 0: a random nonzero id (the normal case). Set only to resume a known identity.
   uint64_t client_id = 0;
   // null: plaintext.
@@ -67,14 +70,16 @@ struct ClientOptions {
       interceptors;
 };
 
-// The shortest ClientOptions::ping_interval a replica accepts.
+// The shortest ClientOptions::ping_interval a replica accepts, and the
+// longest ping_interval or ping_timeout.
 inline constexpr std::chrono::milliseconds kMinPingInterval{1000};
+inline constexpr std::chrono::milliseconds kMaxPingSetting{3600 * 1000};
 
 class Client {
  public:
-  // Validates `options` (INVALID_ARGUMENT on an empty or malformed endpoint
-  // list, a non-positive attempt_timeout, or a ping_interval below 1 s). Connects lazily: no RPC is
-  // made here.
+  // Validates `options` (INVALID_ARGUMENT naming the option: an empty or
+  // malformed endpoint list, a non-positive attempt_timeout, a ping_interval
+  // or ping_timeout out of range). Connects lazily: no RPC is made here.
   static absl::StatusOr<std::shared_ptr<Client>> Create(ClientOptions options);
 
   // Splits "a:1,b:2" into endpoints (spaces ignored).

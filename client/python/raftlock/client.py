@@ -51,20 +51,22 @@ _DEFAULT_CHANNEL_OPTIONS = (
     ("grpc.enable_retries", 0),
 )
 
-# The shortest ping_interval a replica accepts (seconds).
+# The shortest ping_interval a replica accepts, and the longest ping_interval
+# or ping_timeout (seconds).
 MIN_PING_INTERVAL = 1.0
+MAX_PING_SETTING = 3600.0
 
 
-def _ping_options(interval: float) -> tuple:
+def _ping_options(interval: float, timeout: float) -> tuple:
     """Channel options that ping a connection with calls in flight every
-    ``interval`` seconds, without limit between data frames (a parked wait
-    sends no data); none for 0."""
+    ``interval`` seconds and close it when a ping is unanswered for
+    ``timeout``, without limit between data frames (a parked wait sends no
+    data); none for interval 0."""
     if interval == 0:
         return ()
-    ms = int(interval * 1000)
     return (
-        ("grpc.keepalive_time_ms", ms),
-        ("grpc.keepalive_timeout_ms", ms),
+        ("grpc.keepalive_time_ms", int(interval * 1000)),
+        ("grpc.keepalive_timeout_ms", int(timeout * 1000)),
         ("grpc.keepalive_permit_without_calls", 0),
         ("grpc.http2.max_pings_without_data", 0),
     )
@@ -127,10 +129,16 @@ class Client:
     sequence space, which is rarely what you want).
 
     ``ping_interval`` (seconds): while calls are in flight to a replica, its
-    connection is pinged this often, and a ping unanswered for as long closes
-    it, so a wait parked at a paused or partitioned replica fails over within
-    about twice this instead of at its deadline. 0 turns pings off; otherwise
-    at least 1.0 (replicas refuse faster pings).
+    connection is pinged this often, and a ping unanswered for
+    ``ping_timeout`` closes it, so a wait parked at a paused or partitioned
+    replica fails over within about ``ping_interval + ping_timeout`` instead
+    of at its deadline. 0 turns pings off; otherwise 1.0 to 3600 (replicas
+    refuse faster pings). ``ping_timeout``: above 0, at most 3600; keep it
+    well above network hiccups, since a closed connection cancels a wait
+    parked at a live leader and the retry queues again at the end.
+
+    ``channel_options`` are gRPC channel arguments added after the SDK's own,
+    so they override them (including the ping settings above, unchecked).
 
     A client is thread safe. Close it (or use it as a context manager) to close
     its channels.
@@ -148,6 +156,7 @@ class Client:
         interceptors: Iterable[grpc.UnaryUnaryClientInterceptor] = (),
         channel_options: Sequence = (),
         ping_interval: float = 2.0,
+        ping_timeout: float = 4.0,
     ):
         if isinstance(endpoints, str):
             endpoints = [e.strip() for e in endpoints.split(",")]
@@ -156,10 +165,12 @@ class Client:
             raise ValueError("at least one endpoint is required")
         if timeout <= 0 or attempt_timeout <= 0:
             raise ValueError("timeouts must be positive")
-        if ping_interval != 0 and ping_interval < MIN_PING_INTERVAL:
-            raise ValueError(
-                f"ping_interval must be 0 (no pings) or at least {MIN_PING_INTERVAL} s, got {ping_interval}"
-            )
+        if ping_interval != 0 and not MIN_PING_INTERVAL <= ping_interval <= MAX_PING_SETTING:
+            raise ValueError(f"ping_interval must be 0 (no pings) or from {MIN_PING_INTERVAL} "
+                             f"to {MAX_PING_SETTING} s, got {ping_interval}")
+        if not 0 < ping_timeout <= MAX_PING_SETTING:
+            raise ValueError(f"ping_timeout must be above 0 and at most {MAX_PING_SETTING} s, "
+                             f"got {ping_timeout}")
         self.timeout = float(timeout)
         self.attempt_timeout = float(attempt_timeout)
         self.backoff_base = float(backoff_base)
@@ -168,7 +179,7 @@ class Client:
         self._sequence = itertools.count(1)
         self._interceptors = tuple(interceptors)
         self._channel_options = (
-            tuple(_DEFAULT_CHANNEL_OPTIONS) + _ping_options(ping_interval) + tuple(channel_options)
+            tuple(_DEFAULT_CHANNEL_OPTIONS) + _ping_options(ping_interval, ping_timeout) + tuple(channel_options)
         )
         self._mu = threading.Lock()
         self._stubs: dict = {}

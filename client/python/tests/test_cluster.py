@@ -121,8 +121,10 @@ def test_exactly_once_retries_reuse_the_write_id(shared_cluster):
 
 
 def test_bad_client_options_are_refused_naming_the_limit():
-    with pytest.raises(ValueError, match="ping_interval.*at least 1.0"):
+    with pytest.raises(ValueError, match="ping_interval.*from 1.0"):
         raftlock.Client("127.0.0.1:1", ping_interval=0.5)
+    with pytest.raises(ValueError, match="ping_timeout"):
+        raftlock.Client("127.0.0.1:1", ping_timeout=0)
     with pytest.raises(ValueError, match="endpoint"):
         raftlock.Client([])
     raftlock.Client("127.0.0.1:1", ping_interval=0).close()  # pings off
