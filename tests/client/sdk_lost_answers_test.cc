@@ -104,7 +104,7 @@ struct LosableSession {
   explicit LosableSession(const TestCluster& t)
       : rule(std::make_shared<LossRule>()),
         client(LossyClient(t, rule)),
-        session(t.NewSession(client, std::chrono::seconds(3), [this](SessionState state) {
+        session(t.NewSession(client, std::chrono::seconds(5), [this](SessionState state) {
           if (state == SessionState::kLost) lost = true;
         })) {}
 

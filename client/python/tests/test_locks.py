@@ -285,8 +285,8 @@ def test_a_wait_parked_at_a_paused_leader_fails_over_by_pings(cluster):
                 try:
                     result["ok"] = lock.acquire()
                     result["token"] = lock.fencing_token
-                finally:
-                    result["at"] = time.monotonic()
+                except raftlock.RaftlockError as error:
+                    result["error"] = error
 
             waiter = threading.Thread(target=wait_for_it, daemon=True)
             waiter.start()
@@ -301,8 +301,7 @@ def test_a_wait_parked_at_a_paused_leader_fails_over_by_pings(cluster):
             cluster.pause(leader)
             cluster.leader(timeout=10.0, exclude=(leader,))
             first.release()
-            released_at = time.monotonic()
-            waiter.join(timeout=10.0)
+            waiter.join(timeout=10.0)  # pings notice the pause within about 6 s
             assert not waiter.is_alive(), "the wait stayed parked at the paused leader"
-            assert result["ok"] and result["token"] > first.fencing_token
-            assert result["at"] - released_at < 10.0
+            assert result.get("ok"), result
+            assert result["token"] > first.fencing_token

@@ -102,12 +102,21 @@ def test_a_grant_after_the_session_was_lost_is_given_back(client):
             except raftlock.RaftlockError as error:
                 outcome["error"] = error
 
-        waiter = threading.Thread(target=wait_for_it)
+        waiter = threading.Thread(target=wait_for_it, daemon=True)
         waiter.start()
+        deadline = time.monotonic() + 5.0
+        while True:
+            info = client.describe("py/lost-grant")
+            if info is not None and len(info.waiters) == 1:
+                break
+            assert time.monotonic() < deadline, "the waiter never queued"
+            time.sleep(0.02)
         assert session.wait_lost(timeout=5.0)
         holder.release()
         waiter.join(timeout=10.0)
         assert not waiter.is_alive()
-        assert isinstance(outcome.get("error"), raftlock.SessionLost), outcome
+        error = outcome.get("error")
+        assert isinstance(error, raftlock.SessionLost), outcome
+        assert "granted as its session was lost" in str(error)
         assert client.time_to_live(session.lease_id) is not None  # the lease lives on
         assert client.describe("py/lost-grant") is None  # ... but holds nothing
