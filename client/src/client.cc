@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
@@ -216,9 +217,12 @@ absl::Status Client::Call(const char* what, const CallOptions& call, Deadline de
         unsent = TakeUnsent(call.write->sequence());
         continue;
       }
-      return absl::AbortedError(std::string(what) +
-                                ": the server no longer remembers whether this retried write "
-                                "applied (SEQUENCE_TOO_OLD): its outcome is unknown");
+      absl::Status forgotten =
+          absl::AbortedError(std::string(what) +
+                             ": the server no longer remembers whether this retried write "
+                             "applied (SEQUENCE_TOO_OLD): its outcome is unknown");
+      forgotten.SetPayload(kWriteForgottenPayloadKey, absl::Cord("SEQUENCE_TOO_OLD"));
+      return forgotten;
     }
     unsent = false;  // from here on this attempt may have applied
     if (!reason.empty()) return FromGrpc(status, reason);  // the state machine's answer

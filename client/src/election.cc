@@ -269,9 +269,9 @@ absl::Status Election::Resign(Deadline deadline) {
   auto answer = session_->client()->Resign(std::move(request), deadline, &sent);
   if (!answer.ok() && internal::OutcomeUnknown(answer.status())) {
     // Still leading as far as we know; Resign may be retried with the write
-    // last sent (a new one if the server forgot it: ABORTED).
+    // last sent (a new one if the server forgot it: WriteForgotten).
     pending_resign_ = sent;
-    if (answer.status().code() == absl::StatusCode::kAborted) pending_resign_.reset();
+    if (WriteForgotten(answer.status())) pending_resign_.reset();
     return answer.status();
   }
   leading_ = false;

@@ -91,9 +91,9 @@ absl::Status LockHandle::Unlock(Deadline deadline) {
   if (!released.ok() && OutcomeUnknown(released.status())) {
     // Still held as far as we know; Unlock may be retried with the write last
     // sent (the Client may have renewed the first). A write the server forgot
-    // (ABORTED) cannot be asked again: the retry sends a new one.
+    // (WriteForgotten) cannot be asked again: the retry sends a new one.
     pending_release_ = sent;
-    if (released.status().code() == absl::StatusCode::kAborted) pending_release_.reset();
+    if (WriteForgotten(released.status())) pending_release_.reset();
     return released.status();
   }
   held_ = false;

@@ -21,6 +21,10 @@ absl::Status WithReason(absl::Status status, const std::string& reason) {
   return status;
 }
 
+bool WriteForgotten(const absl::Status& status) {
+  return status.GetPayload(kWriteForgottenPayloadKey).has_value();
+}
+
 CancellationToken::CancellationToken() : state_(std::make_shared<State>()) {}
 
 void CancellationToken::Cancel(const std::string& reason) {

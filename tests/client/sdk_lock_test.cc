@@ -300,6 +300,8 @@ TEST_CASE("retries are exactly-once: a retried write returns its first answer an
   INFO(forgotten.status().ToString());
   CHECK(forgotten.status().code() == absl::StatusCode::kAborted);
   CHECK(ErrorReason(forgotten.status()).empty());
+  CHECK(WriteForgotten(forgotten.status()));  // the same WriteId cannot be asked again
+  CHECK_FALSE(WriteForgotten(late_grant.status()));
 
   // The renewed write is reported (sent_write), so a retry of a release whose
   // outcome is unknown re-sends the write that may have applied, not the

@@ -42,6 +42,15 @@ std::string ErrorReason(const absl::Status& status);
 // `status` with `reason` attached (overwrites an earlier reason).
 absl::Status WithReason(absl::Status status, const std::string& reason);
 
+// The payload key marking a retried write that the server no longer remembers
+// (it answered SEQUENCE_TOO_OLD after an earlier attempt was sent). Such an
+// ABORTED error has an unknown outcome, and re-sending the same WriteId can
+// only be refused again: a retry needs a new one.
+inline constexpr char kWriteForgottenPayloadKey[] = "raftlock.v1/write-forgotten";
+
+// True for the error described at kWriteForgottenPayloadKey.
+bool WriteForgotten(const absl::Status& status);
+
 // A one-shot, thread-safe cancellation signal. Tokens are cheap copies of one
 // shared state; a default-constructed token has its own state and is only
 // cancelled by Cancel() on a copy of it.
