@@ -16,6 +16,7 @@ ClientApi::ClientApi(Replica* replica, std::shared_ptr<spdlog::logger> logger)
   replica_->SetEventListener([this](uint64_t index, const std::vector<v1::LockEvent>& events) {
     OnEvents(index, events);
   });
+  replica_->SetLeadershipLostListener([this] { InterruptAll("this replica stopped leading"); });
 }
 
 ClientApi::~ClientApi() { Shutdown(); }
@@ -28,21 +29,34 @@ void ClientApi::Register(grpc::ServerBuilder& builder) {
 }
 
 void ClientApi::Shutdown() {
-  std::vector<ObserveStream*> streams;
-  std::map<std::tuple<bool, std::string, uint64_t>, std::shared_ptr<Waiter>> waiters;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (shutdown_) return;
     shutdown_ = true;
-    for (auto& [name, set] : observers_) streams.insert(streams.end(), set.begin(), set.end());
+  }
+  InterruptAll("the replica is shutting down");
+}
+
+void ClientApi::InterruptAll(const std::string& why) {
+  std::map<std::tuple<bool, std::string, uint64_t>, std::shared_ptr<Waiter>> waiters;
+  size_t streams = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
     waiters.swap(waiters_);
+    // Ended under mu_: a stream's OnDone unregisters it (under mu_) before
+    // deleting it, and gRPC never runs a stream's OnDone inline in Finish.
+    for (auto& [name, set] : observers_) {
+      for (ObserveStream* stream : set) {
+        stream->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, why));
+        ++streams;
+      }
+    }
   }
-  for (ObserveStream* stream : streams) {
-    stream->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the replica is shutting down"));
-  }
+  if (streams == 0 && waiters.empty()) return;
+  logger_->info("{}: answering {} parked call(s) and ending {} observe stream(s) UNAVAILABLE", why,
+                waiters.size(), streams);
   const CallError interrupted = ReplicaError(
-      absl::UnavailableError("the replica is shutting down; the wait is still queued, retry it"),
-      replica_->leader());
+      absl::UnavailableError(why + "; the wait is still queued, retry it"), replica_->leader());
   for (auto& [key, waiter] : waiters) waiter->Interrupted(interrupted);
 }
 
@@ -73,7 +87,13 @@ void ClientApi::WithdrawWait(bool election, const std::string& name, uint64_t le
     withdraw.mutable_lock_cancel_wait()->set_name(name);
     withdraw.mutable_lock_cancel_wait()->set_lease_id(lease);
   }
-  replica_->Propose(std::move(withdraw), [](absl::StatusOr<lock::ApplyResult>) {});
+  replica_->Propose(std::move(withdraw), [this, election, name,
+                                          lease](absl::StatusOr<lock::ApplyResult> result) {
+    if (!result.ok()) {
+      logger_->info("could not withdraw the cancelled wait of lease {} for {} '{}': {}", lease,
+                    election ? "election" : "lock", name, std::string(result.status().message()));
+    }
+  });
 }
 
 void ClientApi::AddObserver(const std::string& name, ObserveStream* stream) {

@@ -93,7 +93,9 @@ class ClientApi {
   // Ends Observe streams and answers parked calls UNAVAILABLE with a leader
   // hint (their waits stay queued; clients retry them on the next leader).
   // Call after the replica has stopped (the answers read its state) and
-  // before shutting the server down.
+  // before shutting the server down. The same happens, without ending the
+  // api, each time the replica stops leading: it may never apply the entries
+  // that answer them (cut off from its peers), while the next leader can.
   void Shutdown();
 
   Replica& replica() { return *replica_; }
@@ -129,6 +131,9 @@ class ClientApi {
  private:
   // Runs on the replica loop for every applied entry with events.
   void OnEvents(uint64_t index, const std::vector<v1::LockEvent>& events);
+  // Answers every parked call and ends every Observe stream UNAVAILABLE,
+  // saying `why` (and the leader hint, for parked calls). Thread-safe.
+  void InterruptAll(const std::string& why);
 
   Replica* const replica_;
   const std::shared_ptr<spdlog::logger> logger_;

@@ -470,6 +470,7 @@ void Replica::OnRoleChange(const raft::SoftState& soft) {
     FailPending(absl::UnavailableError(
         "leadership changed before the command committed; retry it with the same client_id and "
         "sequence"));
+    if (leadership_lost_listener_) leadership_lost_listener_();
   }
 }
 

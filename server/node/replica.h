@@ -123,6 +123,11 @@ class Replica : public TransportHandler {
   // Receives the events of every applied entry, on the loop thread. Set
   // before Start().
   void SetEventListener(EventListener listener) { event_listener_ = std::move(listener); }
+  // Called on the loop thread each time this node stops being the leader,
+  // after its pending proposals were failed. Set before Start().
+  void SetLeadershipLostListener(std::function<void()> listener) {
+    leadership_lost_listener_ = std::move(listener);
+  }
 
   // Promotes `target` (leader only). `done` gets OK once `target` is known to
   // lead, or an error: not leader, unknown target, ABORTED when the transfer
@@ -188,6 +193,7 @@ class Replica : public TransportHandler {
   std::unique_ptr<LogSyncer> syncer_;
   lock::LockStateMachine state_;
   EventListener event_listener_;
+  std::function<void()> leadership_lost_listener_;
 
   // The queue into the loop.
   std::mutex mu_;

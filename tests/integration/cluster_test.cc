@@ -1,6 +1,7 @@
 // Integration: real raftlockd processes on 127.0.0.1 -- election, serving
 // through any node, leadership transfer, quorum loss, whole-cluster restart.
 #include <catch2/catch.hpp>
+#include <future>
 #include <set>
 
 #include "tests/integration/leader_client.h"
@@ -118,6 +119,74 @@ TEST_CASE("TransferLeadership moves the leader to the named replica", "[cluster]
     TakeLockVia(cluster.ClientAddress(target), cluster.ClientAddresses(),
                 "after-transfer-" + std::to_string(round));
   }
+}
+
+TEST_CASE("a wait parked at a leader that loses leadership is answered UNAVAILABLE at once",
+          "[cluster][transfer]") {
+  ProcessCluster cluster(3);
+  cluster.StartAll();
+  const int leader = cluster.WaitForLeader(10s);
+  REQUIRE(leader != 0);
+  LeaderClient client(cluster.ClientAddresses());
+  uint64_t holder = 0;
+  uint64_t waiter = 0;
+  REQUIRE(client.GrantLease(20000, &holder, 5s).ok());
+  REQUIRE(client.GrantLease(20000, &waiter, 5s).ok());
+  LockAcquireResponse held;
+  REQUIRE(client.Acquire(AcquireRequest("moved/lock", holder), &held, 5s).ok());
+  REQUIRE(held.acquired());
+
+  // A raw Acquire parked at the leader, waiting up to 15 s.
+  LockAcquireRequest wait = AcquireRequest("moved/lock", waiter, 15000);
+  wait.mutable_write()->set_client_id(77);
+  wait.mutable_write()->set_sequence(1);
+  auto stub = raftlock::v1::Lock::NewStub(
+      grpc::CreateChannel(cluster.ClientAddress(leader), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 20s);
+  LockAcquireResponse parked_answer;
+  auto parked =
+      std::async(std::launch::async, [&] { return stub->Acquire(&context, wait, &parked_answer); });
+  REQUIRE(Eventually(5s, [&] {
+    raftlock::v1::LockDescribeResponse d;
+    return client.Describe("moved/lock", &d, 2s).ok() && d.lock().waiters_size() == 1;
+  }));
+
+  // Rule: a replica that stops leading answers its parked calls UNAVAILABLE
+  // with the leader hint, at once. It may never apply the grant (cut off from
+  // its peers), while the next leader can; the wait stays queued there.
+  const int target = leader % 3 + 1;
+  auto admin = raftlock::v1::Cluster::NewStub(
+      grpc::CreateChannel(cluster.ClientAddress(leader), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext transfer_context;
+  transfer_context.set_deadline(std::chrono::system_clock::now() + 5s);
+  raftlock::v1::TransferLeadershipRequest transfer;
+  transfer.set_target_id(target);
+  raftlock::v1::TransferLeadershipResponse transferred;
+  REQUIRE(admin->TransferLeadership(&transfer_context, transfer, &transferred).ok());
+  REQUIRE(parked.wait_for(3s) == std::future_status::ready);
+  grpc::Status status = parked.get();
+  INFO(status.error_message());
+  CHECK(status.error_code() == grpc::StatusCode::UNAVAILABLE);
+
+  // The retry (same client_id and sequence) is parked again at the new leader
+  // and granted when the holder releases.
+  auto retried = std::async(std::launch::async, [&] {
+    LockAcquireResponse response;
+    grpc::Status result = client.Acquire(wait, &response, 15s);
+    return std::make_pair(result, response);
+  });
+  REQUIRE(Eventually(5s, [&] {
+    raftlock::v1::LockDescribeResponse d;
+    return client.Describe("moved/lock", &d, 2s).ok() && d.lock().waiters_size() == 1;
+  }));
+  REQUIRE(client.Release("moved/lock", holder, held.token(), 5s).ok());
+  REQUIRE(retried.wait_for(10s) == std::future_status::ready);
+  auto [retry_status, retry_answer] = retried.get();
+  INFO(retry_status.error_message());
+  REQUIRE(retry_status.ok());
+  CHECK(retry_answer.acquired());
+  CHECK(retry_answer.token() > held.token());
 }
 
 TEST_CASE("without a quorum writes fail UNAVAILABLE within their deadline, then recover",
