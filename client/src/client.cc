@@ -247,6 +247,11 @@ absl::Status Client::Call(const char* what, const CallOptions& call, Deadline de
     } else if (code == grpc::StatusCode::UNAVAILABLE) {
       retry = true;
       ForgetLeader(endpoint->address);
+    } else if (code == grpc::StatusCode::CANCELLED) {
+      // Never our own doing here (no context is cancelled): a replica that
+      // is shutting down cancels the calls it has not answered.
+      retry = true;
+      ForgetLeader(endpoint->address);
     } else if (code == grpc::StatusCode::DEADLINE_EXCEEDED && Clock::now() < deadline) {
       retry = true;  // only this attempt timed out (a paused or partitioned replica)
       ForgetLeader(endpoint->address);

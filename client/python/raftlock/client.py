@@ -333,7 +333,10 @@ class Client:
                 last = failure
                 code = failure.code
                 client_timeout = code == grpc.StatusCode.DEADLINE_EXCEEDED and failure.hint is None
-                retryable = code == grpc.StatusCode.UNAVAILABLE or (
+                # CANCELLED: a replica that is shutting down cancels the calls
+                # it has not answered (or this client was closed, and the next
+                # attempt raises ClientClosed).
+                retryable = code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED) or (
                     client_timeout and retry_deadline_exceeded
                 )
                 if not retryable:
