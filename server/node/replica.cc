@@ -161,13 +161,29 @@ void Replica::Stop(bool transfer_leadership, std::chrono::milliseconds wait) {
   }
   wake_.notify_all();
   loop_.join();
+  // Work posted before stopping_ was set but not yet run: run it here (the
+  // loop is gone, so this thread owns the loop state), so that the proposals,
+  // reads and transfers it queues are answered below instead of dropped.
+  std::vector<std::function<void()>> leftover;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    leftover.swap(inbox_);
+  }
+  for (auto& fn : leftover) fn();
   syncer_->Stop();  // sends the acknowledgements whose writes it syncs
   peers_->Shutdown();
-  FailPending(absl::UnavailableError("the replica is shutting down"));
+  const absl::Status stopped = absl::UnavailableError("the replica is shutting down");
+  FailPending(stopped);
   for (auto& [command, done] : proposals_) {
-    if (done) done(absl::UnavailableError("the replica is shutting down"));
+    if (done) done(stopped);
   }
   proposals_.clear();
+  for (auto& read : reads_to_start_) read(stopped, nullptr);
+  reads_to_start_.clear();
+  for (auto& [index, read] : reads_awaiting_apply_) read(stopped, nullptr);
+  reads_awaiting_apply_.clear();
+  for (auto& transfer : transfers_) transfer.done(stopped, LeaderInfoFor(node_->leader()));
+  transfers_.clear();
   logger_->info("replica stopped");
 }
 
