@@ -156,18 +156,15 @@ void ObserveStream::Start() {
   api_->replica().LinearizableRead(
       [this](absl::Status status, const lock::LockStateMachine* state) {
         {
-          std::unique_lock<std::mutex> lock(mu_);
-          read_pending_ = false;
-          if (done_) {
-            lock.unlock();
-            delete this;
-            return;
-          }
+          std::lock_guard<std::mutex> lock(mu_);
+          if (done_) status = absl::CancelledError("the observer went away");
         }
         if (!status.ok()) {
           End(ReplicaError(status, api_->replica().leader()).status);
+          EndRead();
           return;
         }
+        bool registering = false;
         {
           std::lock_guard<std::mutex> lock(mu_);
           if (after_epoch_ == 0) {
@@ -189,12 +186,26 @@ void ObserveStream::Start() {
               }
             }
           }
-          if (finishing_) return;  // cancelled meanwhile; Pump below finishes
-          registered_ = true;
+          registering = !finishing_;  // not cancelled meanwhile
+          registered_ = registering;
         }
-        api_->AddObserver(name_, this);
+        if (registering) api_->AddObserver(name_, this);
         Pump();
+        EndRead();
       });
+}
+
+void ObserveStream::EndRead() {
+  bool registered = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    read_pending_ = false;
+    if (!done_) return;  // OnDone deletes later
+    registered = registered_;
+  }
+  // OnDone already ran and left the deletion to the read.
+  if (registered) api_->RemoveObserver(name_, this);
+  delete this;
 }
 
 void ObserveStream::Push(const v1::ElectionEvent& event, const v1::ElectionInfo& current) {

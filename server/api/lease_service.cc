@@ -87,47 +87,53 @@ class KeepAliveStream
   }
 
  private:
+  // Runs on the loop thread. Decides and acts in one step (PumpLocked): once
+  // mu_ is released another thread may finish the stream and gRPC may delete
+  // it, so nothing here touches the stream after the decision.
   void Completed(uint64_t slot, v1::LeaseKeepAliveResponse response,
                  std::optional<CallError> error) {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      outstanding_--;
-      if (done_) {
-        if (outstanding_ == 0) {
-          lock.unlock();
-          delete this;
-        }
-        return;
+    std::unique_lock<std::mutex> lock(mu_);
+    outstanding_--;
+    if (done_) {
+      if (outstanding_ == 0) {
+        lock.unlock();
+        delete this;
       }
-      if (error && !finish_error_) finish_error_ = std::move(error);
-      ready_[slot] = std::move(response);
+      return;
     }
-    Pump();
+    if (error && !finish_error_) finish_error_ = std::move(error);
+    ready_[slot] = std::move(response);
+    PumpLocked(lock);
   }
 
-  // Decides under mu_ and acts outside it: writes the next in-order response,
-  // or finishes the stream (on error, or when the client is done and every
-  // answer was written). writing_ / finish_called_ make each action unique.
   void Pump() {
+    std::unique_lock<std::mutex> lock(mu_);
+    PumpLocked(lock);
+  }
+
+  // Decides under mu_ (held by `lock`), releases it and acts: writes the next
+  // in-order response, or finishes the stream (on error, or when the client
+  // is done and every answer was written). writing_ / finish_called_ make
+  // each action unique, so only this caller touches the stream until the
+  // write completes or OnDone runs.
+  void PumpLocked(std::unique_lock<std::mutex>& lock) {
     enum class Action { kNone, kWrite, kFinish } action = Action::kNone;
     grpc::Status status = grpc::Status::OK;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (writing_ || finish_called_) return;
-      if (finish_error_ || failed_) {
-        action = Action::kFinish;
-        if (finish_error_) status = finish_error_->status;
-      } else if (auto it = ready_.find(next_write_); it != ready_.end()) {
-        response_ = std::move(it->second);
-        ready_.erase(it);
-        next_write_++;
-        writing_ = true;
-        action = Action::kWrite;
-      } else if (reads_done_ && outstanding_ == 0 && ready_.empty()) {
-        action = Action::kFinish;
-      }
-      if (action == Action::kFinish) finish_called_ = true;
+    if (writing_ || finish_called_) return;
+    if (finish_error_ || failed_) {
+      action = Action::kFinish;
+      if (finish_error_) status = finish_error_->status;
+    } else if (auto it = ready_.find(next_write_); it != ready_.end()) {
+      response_ = std::move(it->second);
+      ready_.erase(it);
+      next_write_++;
+      writing_ = true;
+      action = Action::kWrite;
+    } else if (reads_done_ && outstanding_ == 0 && ready_.empty()) {
+      action = Action::kFinish;
     }
+    if (action == Action::kFinish) finish_called_ = true;
+    lock.unlock();
     if (action == Action::kWrite) StartWrite(&response_);
     if (action == Action::kFinish) Finish(status);
   }

@@ -115,6 +115,10 @@ class ObserveStream : public grpc::ServerWriteReactor<v1::ObserveResponse> {
 
  private:
   void Start();
+  // The read callback's last step: clears read_pending_, and deletes the
+  // stream if OnDone already ran (OnDone leaves deletion to a pending read,
+  // so the callback never touches a deleted stream).
+  void EndRead();
   // Starts the next write if idle. Requires mu_ NOT held.
   void Pump();
 
