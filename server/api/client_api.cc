@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "server/api/services.h"
 
 namespace raftlock::server {
@@ -38,7 +40,7 @@ void ClientApi::Shutdown() {
 }
 
 void ClientApi::InterruptAll(const std::string& why) {
-  std::map<std::tuple<bool, std::string, uint64_t>, std::shared_ptr<Waiter>> waiters;
+  std::map<WaitKey, std::vector<std::shared_ptr<Waiter>>> waiters;
   size_t streams = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -53,31 +55,49 @@ void ClientApi::InterruptAll(const std::string& why) {
     }
   }
   if (streams == 0 && waiters.empty()) return;
+  size_t calls = 0;
+  for (const auto& [key, parked] : waiters) calls += parked.size();
   logger_->info("{}: answering {} parked call(s) and ending {} observe stream(s) UNAVAILABLE", why,
-                waiters.size(), streams);
+                calls, streams);
   const CallError interrupted = ReplicaError(
       absl::UnavailableError(why + "; the wait is still queued, retry it"), replica_->leader());
-  for (auto& [key, waiter] : waiters) waiter->Interrupted(interrupted);
+  for (auto& [key, parked] : waiters) {
+    for (auto& waiter : parked) waiter->Interrupted(interrupted);
+  }
 }
 
 void ClientApi::ParkWaiter(bool election, const std::string& name, uint64_t lease,
                            std::shared_ptr<Waiter> waiter) {
   std::lock_guard<std::mutex> lock(mu_);
-  waiters_[{election, name, lease}] = std::move(waiter);
+  waiters_[{election, name, lease}].push_back(std::move(waiter));
 }
 
-std::shared_ptr<Waiter> ClientApi::TakeWaiter(bool election, const std::string& name,
-                                              uint64_t lease) {
+std::vector<std::shared_ptr<Waiter>> ClientApi::TakeWaiters(bool election, const std::string& name,
+                                                            uint64_t lease) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = waiters_.find({election, name, lease});
-  if (it == waiters_.end()) return nullptr;
-  auto waiter = std::move(it->second);
+  if (it == waiters_.end()) return {};
+  auto parked = std::move(it->second);
   waiters_.erase(it);
-  return waiter;
+  return parked;
 }
 
-void ClientApi::WithdrawWait(bool election, const std::string& name, uint64_t lease) {
-  if (!TakeWaiter(election, name, lease)) return;
+void ClientApi::WithdrawWait(bool election, const std::string& name, uint64_t lease,
+                             const std::weak_ptr<Waiter>& which) {
+  const std::shared_ptr<Waiter> target = which.lock();
+  if (!target) return;  // answered and gone
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = waiters_.find({election, name, lease});
+    if (it == waiters_.end()) return;  // already answered
+    auto& parked = it->second;
+    auto mine = std::find_if(parked.begin(), parked.end(),
+                             [&target](const auto& waiter) { return waiter == target; });
+    if (mine == parked.end()) return;  // already answered
+    parked.erase(mine);
+    if (!parked.empty()) return;  // other calls still wait for this wait
+    waiters_.erase(it);
+  }
   v1::Command withdraw;
   if (election) {
     withdraw.mutable_election_resign()->set_name(name);
@@ -116,14 +136,14 @@ void ClientApi::OnEvents(uint64_t index, const std::vector<v1::LockEvent>& event
       case v1::LockEvent::kLockGranted: {
         const auto& granted = event.lock_granted();
         if (!granted.from_queue()) break;
-        if (auto waiter = TakeWaiter(false, granted.name(), granted.lease_id())) {
+        for (auto& waiter : TakeWaiters(false, granted.name(), granted.lease_id())) {
           waiter->Granted(granted.token(), 0, index, now_ms);
         }
         break;
       }
       case v1::LockEvent::kWaitEnded: {
         const auto& ended = event.wait_ended();
-        if (auto waiter = TakeWaiter(ended.election(), ended.name(), ended.lease_id())) {
+        for (auto& waiter : TakeWaiters(ended.election(), ended.name(), ended.lease_id())) {
           waiter->Ended(ended.reason(), index, now_ms);
         }
         break;
@@ -131,7 +151,7 @@ void ClientApi::OnEvents(uint64_t index, const std::vector<v1::LockEvent>& event
       case v1::LockEvent::kElection: {
         const auto& change = event.election();
         if (change.type() == v1::ELECTION_EVENT_ELECTED) {
-          if (auto waiter = TakeWaiter(true, change.name(), change.leader_lease_id())) {
+          for (auto& waiter : TakeWaiters(true, change.name(), change.leader_lease_id())) {
             waiter->Granted(change.token(), change.epoch(), index, now_ms);
           }
         }

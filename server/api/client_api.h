@@ -101,28 +101,35 @@ class ClientApi {
   Replica& replica() { return *replica_; }
   spdlog::logger& logger() { return *logger_; }
 
-  // Waiters, keyed by (election?, name, lease). Thread-safe.
+  // Waiters, keyed by (election?, name, lease): every call parked for that
+  // one queued wait (a lease waits once per name, but several calls of it, or
+  // a retry, may wait for the outcome). Thread-safe.
   void ParkWaiter(bool election, const std::string& name, uint64_t lease,
                   std::shared_ptr<Waiter> waiter);
-  // Removes and returns the waiter, if parked.
-  std::shared_ptr<Waiter> TakeWaiter(bool election, const std::string& name, uint64_t lease);
+  // Removes and returns every waiter parked for the wait.
+  std::vector<std::shared_ptr<Waiter>> TakeWaiters(bool election, const std::string& name,
+                                                   uint64_t lease);
   // Parks `call` (a queued Acquire or Campaign) until the state machine
   // grants or ends its wait, then answers it as ParkedCall does with `fill`.
-  // If the call is cancelled or its deadline passes first, the wait is
-  // withdrawn (WithdrawWait).
+  // If the call is cancelled or its deadline passes first, it is unparked
+  // (WithdrawWait).
   template <typename Response>
   void ParkUntilAnswered(bool election, const std::string& name, uint64_t lease,
                          const std::shared_ptr<UnaryCall<Response>>& call,
                          typename ParkedCall<Response>::Fill fill) {
-    ParkWaiter(election, name, lease,
-               std::make_shared<ParkedCall<Response>>(replica_, call, std::move(fill)));
-    call->SetOnCancel([this, election, name, lease] { WithdrawWait(election, name, lease); });
+    auto waiter = std::make_shared<ParkedCall<Response>>(replica_, call, std::move(fill));
+    std::weak_ptr<Waiter> which = waiter;
+    ParkWaiter(election, name, lease, std::move(waiter));
+    call->SetOnCancel(
+        [this, election, name, lease, which] { WithdrawWait(election, name, lease, which); });
     // The call may have been cancelled before the hook was set.
-    if (call->finished()) WithdrawWait(election, name, lease);
+    if (call->finished()) WithdrawWait(election, name, lease, which);
   }
-  // If the wait of (election?, name, lease) is still parked: unparks it and
-  // proposes its withdrawal (LockCancelWait, or a Resign with token 0).
-  void WithdrawWait(bool election, const std::string& name, uint64_t lease);
+  // If `which` is still parked for the wait of (election?, name, lease):
+  // unparks it and, when no other call waits for that wait, proposes its
+  // withdrawal (LockCancelWait, or a Resign with token 0).
+  void WithdrawWait(bool election, const std::string& name, uint64_t lease,
+                    const std::weak_ptr<Waiter>& which);
 
   // Observe streams of an election name. Thread-safe.
   void AddObserver(const std::string& name, ObserveStream* stream);
@@ -143,7 +150,8 @@ class ClientApi {
   std::unique_ptr<ClusterService> cluster_;
 
   std::mutex mu_;
-  std::map<std::tuple<bool, std::string, uint64_t>, std::shared_ptr<Waiter>> waiters_;
+  using WaitKey = std::tuple<bool, std::string, uint64_t>;  // (election?, name, lease)
+  std::map<WaitKey, std::vector<std::shared_ptr<Waiter>>> waiters_;
   std::map<std::string, std::set<ObserveStream*>> observers_;
   bool shutdown_ = false;
 };

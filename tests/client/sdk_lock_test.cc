@@ -412,3 +412,36 @@ TEST_CASE("a Lock waiting on a leader that is paused fails over by connection pi
   CHECK(waiter.held());
   CHECK(waiter.token() > holder_token);
 }
+
+TEST_CASE("two waiting Locks of one session on one name are both answered by the grant",
+          "[client][sdk]") {
+  TestCluster t;
+  auto client = t.NewClient();
+  auto holder_session = t.NewSession(client);
+  auto shared_session = t.NewSession(client);
+  Mutex holder(*holder_session, "twice/lock");
+  REQUIRE(holder.Lock(After(5s)).ok());
+  Mutex first(*shared_session, "twice/lock");
+  Mutex second(*shared_session, "twice/lock");
+  auto first_done = std::async(std::launch::async, [&] { return first.Lock(After(30s)); });
+  auto second_done = std::async(std::launch::async, [&] { return second.Lock(After(30s)); });
+  // Both calls are parked for the same (name, lease) wait.
+  std::this_thread::sleep_for(500ms);
+  REQUIRE(Eventually(5s, [&] {
+    auto d = client->LockDescribe("twice/lock", After(2s));
+    return d.ok() && d->lock().waiters_size() == 1;
+  }));
+
+  // Rule: the lock is held by the lease, so one grant answers every call of
+  // that lease waiting for it; neither call waits out its deadline.
+  REQUIRE(holder.Unlock(After(5s)).ok());
+  REQUIRE(first_done.wait_for(5s) == std::future_status::ready);
+  REQUIRE(second_done.wait_for(5s) == std::future_status::ready);
+  CHECK(first_done.get().ok());
+  CHECK(second_done.get().ok());
+  CHECK(first.token() == second.token());
+  auto d = client->LockDescribe("twice/lock", After(5s));
+  REQUIRE(d.ok());
+  REQUIRE(d->lock().holders_size() == 1);
+  CHECK(d->lock().holders(0).lease_id() == shared_session->lease_id());
+}
