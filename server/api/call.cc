@@ -41,14 +41,17 @@ CallError CommandError(const v1::CommandResult& result) {
   return error;
 }
 
-std::optional<CallError> NameError(const std::string& name, const lock::Limits& limits) {
-  const lock::Error error = lock::CheckName(name, limits);
+std::optional<CallError> LockError(const lock::Error& error) {
   if (error.ok()) return std::nullopt;
   v1::CommandResult result;
   result.set_code(lock::CodeOf(error.reason));
   result.set_reason(error.reason);
   result.set_message(error.message);
   return CommandError(result);
+}
+
+std::optional<CallError> NameError(const std::string& name, const lock::Limits& limits) {
+  return LockError(lock::CheckName(name, limits));
 }
 
 grpc::Status InvalidArgument(const std::string& field, const std::string& problem) {

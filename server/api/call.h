@@ -122,6 +122,9 @@ CallError ReplicaError(const absl::Status& status, const LeaderInfo& leader);
 // The answer to a failed CommandResult (code != 0), with its reason.
 CallError CommandError(const v1::CommandResult& result);
 
+// The answer to a lock::Error (its code and reason), or nullopt if it is ok.
+std::optional<CallError> LockError(const lock::Error& error);
+
 // For a read naming a lock or election: the error a write with `name` would
 // get (INVALID_ARGUMENT, NAME_EMPTY / NAME_TOO_LONG), or nullopt if valid.
 std::optional<CallError> NameError(const std::string& name, const lock::Limits& limits);
@@ -139,10 +142,17 @@ grpc::Status ApplyWriteId(const v1::WriteId& write, v1::Command* command);
 // ClientApi-free helpers used by every service.
 // Proposes `command` for `call` and hands a successful result, with a
 // response whose header is filled, to `handle(result, response)` on the
-// replica loop; `handle` answers the call (or parks it). Errors finish it.
+// replica loop; `handle` answers the call (or parks it). Errors finish it;
+// a command failing lock::CheckCommand is answered at once, unproposed.
 template <typename Response, typename Handle>
 void ProposeThen(Replica* replica, std::shared_ptr<UnaryCall<Response>> call, v1::Command command,
                  Handle handle) {
+  // Malformed input is refused by whichever replica gets it, before it costs
+  // a log entry (the state machine would refuse it the same way).
+  if (auto error = LockError(lock::CheckCommand(command, replica->options().limits))) {
+    call->Fail(*error);
+    return;
+  }
   replica->Propose(std::move(command),
                    [replica, call, handle](absl::StatusOr<lock::ApplyResult> applied) mutable {
                      if (!applied.ok()) {

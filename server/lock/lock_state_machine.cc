@@ -184,26 +184,106 @@ Error CheckName(const std::string& name, const Limits& limits) {
   return {};
 }
 
-Error LockStateMachine::CheckName(const std::string& name) const {
-  return lock::CheckName(name, limits_);
-}
+namespace {
 
-Error LockStateMachine::CheckValue(const std::string& value) const {
-  if (value.size() > limits_.max_value_bytes) {
+Error CheckValue(const std::string& value, const Limits& limits) {
+  if (value.size() > limits.max_value_bytes) {
     return {v1::ERROR_REASON_VALUE_TOO_LONG,
-            absl::StrCat("value: ", value.size(), " bytes, limit is ", limits_.max_value_bytes,
+            absl::StrCat("value: ", value.size(), " bytes, limit is ", limits.max_value_bytes,
                          " (max_value_bytes)")};
   }
   return {};
 }
 
-Error LockStateMachine::CheckWait(int64_t wait_timeout_ms) const {
-  if (wait_timeout_ms < 0 || wait_timeout_ms > limits_.max_wait_timeout_ms) {
+Error CheckWait(int64_t wait_timeout_ms, const Limits& limits) {
+  if (wait_timeout_ms < 0 || wait_timeout_ms > limits.max_wait_timeout_ms) {
     return {v1::ERROR_REASON_WAIT_TIMEOUT_OUT_OF_RANGE,
             absl::StrCat("wait_timeout_ms: ", wait_timeout_ms, " is outside [0, ",
-                         limits_.max_wait_timeout_ms, "] (max_wait_timeout_ms)")};
+                         limits.max_wait_timeout_ms, "] (max_wait_timeout_ms)")};
   }
   return {};
+}
+
+// The lease a command acts for (0 for a grant, which makes its own lease).
+uint64_t LeaseNamedBy(const v1::Command& cmd) {
+  switch (cmd.op_case()) {
+    case v1::Command::kLeaseKeepAlive:
+      return cmd.lease_keep_alive().lease_id();
+    case v1::Command::kLeaseRevoke:
+      return cmd.lease_revoke().lease_id();
+    case v1::Command::kLockAcquire:
+      return cmd.lock_acquire().lease_id();
+    case v1::Command::kLockRelease:
+      return cmd.lock_release().lease_id();
+    case v1::Command::kLockCancelWait:
+      return cmd.lock_cancel_wait().lease_id();
+    case v1::Command::kElectionCampaign:
+      return cmd.election_campaign().lease_id();
+    case v1::Command::kElectionProclaim:
+      return cmd.election_proclaim().lease_id();
+    case v1::Command::kElectionResign:
+      return cmd.election_resign().lease_id();
+    case v1::Command::kLeaseGrant:
+    case v1::Command::kTimeAdvance:
+    case v1::Command::OP_NOT_SET:
+      return 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Error CheckCommand(const v1::Command& cmd, const Limits& limits) {
+  Error err;
+  switch (cmd.op_case()) {
+    case v1::Command::kLeaseGrant: {
+      const int64_t ttl = cmd.lease_grant().ttl_ms();
+      if (ttl < limits.min_ttl_ms || ttl > limits.max_ttl_ms) {
+        return {v1::ERROR_REASON_TTL_OUT_OF_RANGE,
+                absl::StrCat("ttl_ms: ", ttl, " is outside [", limits.min_ttl_ms, ", ",
+                             limits.max_ttl_ms, "] (min_ttl_ms, max_ttl_ms)")};
+      }
+      return {};
+    }
+    case v1::Command::kLockAcquire: {
+      const v1::LockAcquire& c = cmd.lock_acquire();
+      if (err = CheckName(c.name(), limits); !err.ok()) return err;
+      if (!v1::LockMode_IsValid(c.mode())) {
+        return {v1::ERROR_REASON_INVALID_MODE,
+                absl::StrCat("mode: ", static_cast<int>(c.mode()), " is not a lock mode")};
+      }
+      if (c.permits() > limits.max_permits) {
+        return {v1::ERROR_REASON_PERMITS_OUT_OF_RANGE,
+                absl::StrCat("permits: ", c.permits(), " exceeds ", limits.max_permits,
+                             " (max_permits)")};
+      }
+      return CheckWait(c.wait_timeout_ms(), limits);
+    }
+    case v1::Command::kLockRelease:
+      return CheckName(cmd.lock_release().name(), limits);
+    case v1::Command::kLockCancelWait:
+      return CheckName(cmd.lock_cancel_wait().name(), limits);
+    case v1::Command::kElectionCampaign: {
+      const v1::ElectionCampaign& c = cmd.election_campaign();
+      if (err = CheckName(c.name(), limits); !err.ok()) return err;
+      if (err = CheckValue(c.value(), limits); !err.ok()) return err;
+      return CheckWait(c.wait_timeout_ms(), limits);
+    }
+    case v1::Command::kElectionProclaim: {
+      const v1::ElectionProclaim& c = cmd.election_proclaim();
+      if (err = CheckName(c.name(), limits); !err.ok()) return err;
+      return CheckValue(c.value(), limits);
+    }
+    case v1::Command::kElectionResign:
+      return CheckName(cmd.election_resign().name(), limits);
+    case v1::Command::kLeaseKeepAlive:
+    case v1::Command::kLeaseRevoke:
+    case v1::Command::kTimeAdvance:
+      return {};
+    case v1::Command::OP_NOT_SET:
+      return {v1::ERROR_REASON_MALFORMED_COMMAND, "op: no operation set (or unparsable entry)"};
+  }
+  return {v1::ERROR_REASON_MALFORMED_COMMAND, "op: unknown operation"};
 }
 
 Error LockStateMachine::CheckLease(uint64_t lease) const {
@@ -217,17 +297,16 @@ Error LockStateMachine::CheckLease(uint64_t lease) const {
 
 void LockStateMachine::Execute(uint64_t index, const v1::Command& cmd, v1::CommandResult* result,
                                std::vector<v1::LockEvent>* events, uint64_t* bound_lease) {
-  Error err;
+  *bound_lease = LeaseNamedBy(cmd);
+  Error err = CheckCommand(cmd, limits_);
+  if (!err.ok()) {
+    SetError(result, err);
+    return;
+  }
   Changes changes;
   switch (cmd.op_case()) {
     case v1::Command::kLeaseGrant: {
       const int64_t ttl = cmd.lease_grant().ttl_ms();
-      if (ttl < limits_.min_ttl_ms || ttl > limits_.max_ttl_ms) {
-        err = {v1::ERROR_REASON_TTL_OUT_OF_RANGE,
-               absl::StrCat("ttl_ms: ", ttl, " is outside [", limits_.min_ttl_ms, ", ",
-                            limits_.max_ttl_ms, "] (min_ttl_ms, max_ttl_ms)")};
-        break;
-      }
       if (leases_.size() >= limits_.max_leases) {
         err = {v1::ERROR_REASON_TOO_MANY_LEASES,
                absl::StrCat("too many leases: limit is ", limits_.max_leases, " (max_leases)")};
@@ -243,7 +322,6 @@ void LockStateMachine::Execute(uint64_t index, const v1::Command& cmd, v1::Comma
     }
     case v1::Command::kLeaseKeepAlive: {
       const uint64_t id = cmd.lease_keep_alive().lease_id();
-      *bound_lease = id;
       if (err = CheckLease(id); !err.ok()) break;
       leases_.KeepAlive(id, now_ms_);
       const Lease* lease = leases_.Find(id);
@@ -255,27 +333,12 @@ void LockStateMachine::Execute(uint64_t index, const v1::Command& cmd, v1::Comma
     }
     case v1::Command::kLeaseRevoke: {
       const uint64_t id = cmd.lease_revoke().lease_id();
-      *bound_lease = id;
       if (err = CheckLease(id); !err.ok()) break;
       EndLease(id, v1::END_REASON_LEASE_REVOKED, index, events, result->mutable_lease_revoke());
       break;
     }
     case v1::Command::kLockAcquire: {
       const v1::LockAcquire& c = cmd.lock_acquire();
-      *bound_lease = c.lease_id();
-      if (err = CheckName(c.name()); !err.ok()) break;
-      if (!v1::LockMode_IsValid(c.mode())) {
-        err = {v1::ERROR_REASON_INVALID_MODE,
-               absl::StrCat("mode: ", static_cast<int>(c.mode()), " is not a lock mode")};
-        break;
-      }
-      if (c.permits() > limits_.max_permits) {
-        err = {v1::ERROR_REASON_PERMITS_OUT_OF_RANGE,
-               absl::StrCat("permits: ", c.permits(), " exceeds ", limits_.max_permits,
-                            " (max_permits)")};
-        break;
-      }
-      if (err = CheckWait(c.wait_timeout_ms()); !err.ok()) break;
       if (err = CheckLease(c.lease_id()); !err.ok()) break;
       AcquireRequest req;
       req.name = c.name();
@@ -299,8 +362,6 @@ void LockStateMachine::Execute(uint64_t index, const v1::Command& cmd, v1::Comma
     }
     case v1::Command::kLockRelease: {
       const v1::LockRelease& c = cmd.lock_release();
-      *bound_lease = c.lease_id();
-      if (err = CheckName(c.name()); !err.ok()) break;
       if (err = CheckLease(c.lease_id()); !err.ok()) break;
       err = locks_.Release(c.name(), c.lease_id(), c.token(), v1::END_REASON_RELEASED,
                            Ctx(index, &changes));
@@ -310,8 +371,6 @@ void LockStateMachine::Execute(uint64_t index, const v1::Command& cmd, v1::Comma
     }
     case v1::Command::kLockCancelWait: {
       const v1::LockCancelWait& c = cmd.lock_cancel_wait();
-      *bound_lease = c.lease_id();
-      if (err = CheckName(c.name()); !err.ok()) break;
       if (err = CheckLease(c.lease_id()); !err.ok()) break;
       err = locks_.CancelWait(c.name(), c.lease_id(), Ctx(index, &changes));
       LockEvents(changes, events);
@@ -320,10 +379,6 @@ void LockStateMachine::Execute(uint64_t index, const v1::Command& cmd, v1::Comma
     }
     case v1::Command::kElectionCampaign: {
       const v1::ElectionCampaign& c = cmd.election_campaign();
-      *bound_lease = c.lease_id();
-      if (err = CheckName(c.name()); !err.ok()) break;
-      if (err = CheckValue(c.value()); !err.ok()) break;
-      if (err = CheckWait(c.wait_timeout_ms()); !err.ok()) break;
       if (err = CheckLease(c.lease_id()); !err.ok()) break;
       AcquireRequest req;
       req.name = c.name();
@@ -339,9 +394,6 @@ void LockStateMachine::Execute(uint64_t index, const v1::Command& cmd, v1::Comma
     }
     case v1::Command::kElectionProclaim: {
       const v1::ElectionProclaim& c = cmd.election_proclaim();
-      *bound_lease = c.lease_id();
-      if (err = CheckName(c.name()); !err.ok()) break;
-      if (err = CheckValue(c.value()); !err.ok()) break;
       if (err = CheckLease(c.lease_id()); !err.ok()) break;
       uint64_t epoch = 0;
       err = elections_.Proclaim(c.name(), c.lease_id(), c.token(), c.value(), Ctx(index, nullptr),
@@ -351,8 +403,6 @@ void LockStateMachine::Execute(uint64_t index, const v1::Command& cmd, v1::Comma
     }
     case v1::Command::kElectionResign: {
       const v1::ElectionResign& c = cmd.election_resign();
-      *bound_lease = c.lease_id();
-      if (err = CheckName(c.name()); !err.ok()) break;
       if (err = CheckLease(c.lease_id()); !err.ok()) break;
       v1::ElectionResignResult r;
       err = elections_.Resign(c.name(), c.lease_id(), c.token(), Ctx(index, nullptr), events, &r);
@@ -363,8 +413,7 @@ void LockStateMachine::Execute(uint64_t index, const v1::Command& cmd, v1::Comma
       result->mutable_time_advance();
       break;
     case v1::Command::OP_NOT_SET:
-      err = {v1::ERROR_REASON_MALFORMED_COMMAND, "op: no operation set (or unparsable entry)"};
-      break;
+      break;  // refused by CheckCommand above
   }
   if (!err.ok()) SetError(result, err);
 }

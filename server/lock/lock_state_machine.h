@@ -49,6 +49,12 @@ struct ApplyResult {
 // NAME_TOO_LONG otherwise). Reads use it too, so bad input fails the same way.
 Error CheckName(const std::string& name, const Limits& limits);
 
+// The checks of `command` that need no state: an operation is set, names,
+// values, modes, permits, TTLs and waits are within `limits`. Apply runs them
+// first, so a command refused here changes nothing but the index; the API runs
+// them before proposing, so such a command never reaches the log.
+Error CheckCommand(const v1::Command& command, const Limits& limits);
+
 class LockStateMachine {
  public:
   explicit LockStateMachine(const Limits& limits = Limits{});
@@ -109,9 +115,6 @@ class LockStateMachine {
   // Executes a new command; sets *bound_lease to the lease it named or granted.
   void Execute(uint64_t index, const v1::Command& cmd, v1::CommandResult* result,
                std::vector<v1::LockEvent>* events, uint64_t* bound_lease);
-  Error CheckName(const std::string& name) const;
-  Error CheckValue(const std::string& value) const;
-  Error CheckWait(int64_t wait_timeout_ms) const;
   Error CheckLease(uint64_t lease) const;
   ApplyCtx Ctx(uint64_t index, Changes* changes) const;
   v1::LeaseInfo LeaseView(const Lease& lease) const;

@@ -37,6 +37,18 @@ uint64_t TakeLockVia(const std::string& endpoint, const std::vector<std::string>
   return response.token();
 }
 
+// The LeaderHint in a finished call's trailers (a failed check if absent).
+raftlock::v1::LeaderHint LeaderHintIn(const grpc::ClientContext& context) {
+  raftlock::v1::LeaderHint hint;
+  auto trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find("raftlock-leader-bin");
+  CHECK(it != trailers.end());
+  if (it != trailers.end()) {
+    CHECK(hint.ParseFromString(std::string(it->second.data(), it->second.size())));
+  }
+  return hint;
+}
+
 }  // namespace
 
 TEST_CASE("3 nodes elect exactly one leader and serve locks through any node", "[cluster]") {
@@ -85,13 +97,53 @@ TEST_CASE("a follower refuses a write with UNAVAILABLE and the leader's address"
   raftlock::v1::LeaseGrantResponse response;
   grpc::Status status = stub->Grant(&context, request, &response);
   REQUIRE(status.error_code() == grpc::StatusCode::UNAVAILABLE);
-  auto trailers = context.GetServerTrailingMetadata();
-  auto it = trailers.find("raftlock-leader-bin");
-  REQUIRE(it != trailers.end());
-  raftlock::v1::LeaderHint hint;
-  REQUIRE(hint.ParseFromString(std::string(it->second.data(), it->second.size())));
+  const raftlock::v1::LeaderHint hint = LeaderHintIn(context);
   CHECK(hint.leader_id() == static_cast<uint64_t>(leader));
   CHECK(hint.leader_address() == cluster.ClientAddress(leader));
+}
+
+TEST_CASE("any replica refuses a malformed write INVALID_ARGUMENT, and the log does not grow",
+          "[cluster][validation]") {
+  ProcessCluster cluster(3);
+  cluster.StartAll();
+  int leader = cluster.WaitForLeader(10s);
+  REQUIRE(leader != 0);
+  auto last_index = [&] {
+    auto status = cluster.Status(leader);
+    REQUIRE(status);
+    return status->last_index();
+  };
+  const uint64_t before = last_index();  // no lease exists, so no TimeAdvance entries
+  for (int id = 1; id <= 3; ++id) {
+    INFO("replica " << id << (id == leader ? " (leader)" : " (follower)"));
+    auto channel =
+        grpc::CreateChannel(cluster.ClientAddress(id), grpc::InsecureChannelCredentials());
+    {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + 2s);
+      LockAcquireResponse response;
+      grpc::Status status = raftlock::v1::Lock::NewStub(channel)->Acquire(
+          &context, AcquireRequest("", 12345), &response);
+      CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+      CHECK_THAT(status.error_message(), Catch::Contains("name"));
+      auto trailers = context.GetServerTrailingMetadata();
+      auto reason = trailers.find("raftlock-reason");
+      REQUIRE(reason != trailers.end());
+      CHECK(std::string(reason->second.data(), reason->second.size()) == "ERROR_REASON_NAME_EMPTY");
+    }
+    {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + 2s);
+      raftlock::v1::LeaseGrantRequest request;
+      request.set_ttl_ms(1);
+      raftlock::v1::LeaseGrantResponse response;
+      grpc::Status status =
+          raftlock::v1::Lease::NewStub(channel)->Grant(&context, request, &response);
+      CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+      CHECK_THAT(status.error_message(), Catch::Contains("ttl_ms"));
+    }
+  }
+  CHECK(last_index() == before);
 }
 
 TEST_CASE("TransferLeadership moves the leader to the named replica", "[cluster][transfer]") {

@@ -4,9 +4,31 @@
 namespace raftlock::lock::testing {
 namespace {
 
-// Applies `cmd` and checks it fails with (code, reason) leaving the state unchanged.
+// Whether `reason` is decided by the command alone, without state.
+bool IsShapeError(v1::ErrorReason reason) {
+  switch (reason) {
+    case v1::ERROR_REASON_NAME_EMPTY:
+    case v1::ERROR_REASON_NAME_TOO_LONG:
+    case v1::ERROR_REASON_VALUE_TOO_LONG:
+    case v1::ERROR_REASON_WAIT_TIMEOUT_OUT_OF_RANGE:
+    case v1::ERROR_REASON_INVALID_MODE:
+    case v1::ERROR_REASON_PERMITS_OUT_OF_RANGE:
+    case v1::ERROR_REASON_TTL_OUT_OF_RANGE:
+    case v1::ERROR_REASON_MALFORMED_COMMAND:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Applies `cmd` and checks it fails with (code, reason) leaving the state
+// unchanged. The API's check before proposing (CheckCommand) must refuse the
+// same command for the same reason when no state is needed, and pass it
+// otherwise, so no replica turns away what the state machine would accept.
 void ExpectRejected(Harness& h, const v1::Command& cmd, int32_t code, v1::ErrorReason reason,
                     const std::string& field) {
+  const Error shape = CheckCommand(cmd, h.sm.limits());
+  CHECK(shape.reason == (IsShapeError(reason) ? reason : v1::ERROR_REASON_NONE));
   const std::string before = StateOf(h.sm);
   ApplyResult r = h.Do(cmd);
   CHECK(r.result.code() == code);
@@ -22,6 +44,32 @@ TEST_CASE("validation: an empty name is INVALID_ARGUMENT", "[validation]") {
   ExpectRejected(h, Acquire("", a), kInvalidArgument, v1::ERROR_REASON_NAME_EMPTY, "name");
   ExpectRejected(h, Campaign("", a, "v"), kInvalidArgument, v1::ERROR_REASON_NAME_EMPTY, "name");
   ExpectRejected(h, Release("", a, 1), kInvalidArgument, v1::ERROR_REASON_NAME_EMPTY, "name");
+}
+
+TEST_CASE("validation: every named command refuses a bad name before looking at its lease",
+          "[validation]") {
+  Harness h;  // max_name_bytes = 16; lease 99 does not exist
+  const std::string long_name(17, 'n');
+  for (const std::string& name : {std::string(), long_name}) {
+    const v1::ErrorReason reason =
+        name.empty() ? v1::ERROR_REASON_NAME_EMPTY : v1::ERROR_REASON_NAME_TOO_LONG;
+    for (const v1::Command& c :
+         {Acquire(name, 99), Release(name, 99, 1), CancelWait(name, 99), Campaign(name, 99, "v"),
+          Proclaim(name, 99, 1, "v"), Resign(name, 99, 1)}) {
+      ExpectRejected(h, c, kInvalidArgument, reason, "name");
+    }
+  }
+}
+
+TEST_CASE("validation: TTL, permits and value limits are checked before the lease",
+          "[validation]") {
+  Harness h;  // min_ttl_ms 100, max_ttl_ms 100000, max_permits 10, max_value_bytes 8
+  ExpectRejected(h, Grant(99), kInvalidArgument, v1::ERROR_REASON_TTL_OUT_OF_RANGE, "ttl_ms");
+  ExpectRejected(h, Grant(100001), kInvalidArgument, v1::ERROR_REASON_TTL_OUT_OF_RANGE, "ttl_ms");
+  ExpectRejected(h, Acquire("s", 99, v1::LOCK_MODE_SHARED, 0, 11), kInvalidArgument,
+                 v1::ERROR_REASON_PERMITS_OUT_OF_RANGE, "permits");
+  ExpectRejected(h, Campaign("e", 99, "123456789"), kInvalidArgument,
+                 v1::ERROR_REASON_VALUE_TOO_LONG, "value");
 }
 
 TEST_CASE("validation: a name over max_name_bytes is INVALID_ARGUMENT, at the limit is fine",
