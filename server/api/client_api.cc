@@ -42,6 +42,9 @@ void ClientApi::Shutdown() {
 void ClientApi::InterruptAll(const std::string& why) {
   std::map<WaitKey, std::vector<std::shared_ptr<Waiter>>> waiters;
   size_t streams = 0;
+  // Both carry the leader hint, so clients go straight to the next leader.
+  const LeaderInfo leader = replica_->leader();
+  const CallError stream_end = ReplicaError(absl::UnavailableError(why), leader);
   {
     std::lock_guard<std::mutex> lock(mu_);
     waiters.swap(waiters_);
@@ -49,7 +52,7 @@ void ClientApi::InterruptAll(const std::string& why) {
     // deleting it, and gRPC never runs a stream's OnDone inline in Finish.
     for (auto& [name, set] : observers_) {
       for (ObserveStream* stream : set) {
-        stream->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, why));
+        stream->End(stream_end);
         ++streams;
       }
     }
@@ -59,8 +62,8 @@ void ClientApi::InterruptAll(const std::string& why) {
   for (const auto& [key, parked] : waiters) calls += parked.size();
   logger_->info("{}: answering {} parked call(s) and ending {} observe stream(s) UNAVAILABLE", why,
                 calls, streams);
-  const CallError interrupted = ReplicaError(
-      absl::UnavailableError(why + "; the wait is still queued, retry it"), replica_->leader());
+  const CallError interrupted =
+      ReplicaError(absl::UnavailableError(why + "; the wait is still queued, retry it"), leader);
   for (auto& [key, parked] : waiters) {
     for (auto& waiter : parked) waiter->Interrupted(interrupted);
   }

@@ -130,20 +130,21 @@ grpc::ServerUnaryReactor* ElectionService::Leader(grpc::CallbackServerContext* c
 }
 
 grpc::ServerWriteReactor<v1::ObserveResponse>* ElectionService::Observe(
-    grpc::CallbackServerContext* /*context*/, const v1::ObserveRequest* request) {
-  return new ObserveStream(api_, request->name(), request->after_epoch());
+    grpc::CallbackServerContext* context, const v1::ObserveRequest* request) {
+  return new ObserveStream(context, api_, request->name(), request->after_epoch());
 }
 
 // ---------------------------------------------------------------- ObserveStream
 
-ObserveStream::ObserveStream(ClientApi* api, std::string name, uint64_t after_epoch)
-    : api_(api), name_(std::move(name)), after_epoch_(after_epoch) {
+ObserveStream::ObserveStream(grpc::CallbackServerContext* context, ClientApi* api, std::string name,
+                             uint64_t after_epoch)
+    : context_(context), api_(api), name_(std::move(name)), after_epoch_(after_epoch) {
   Start();
 }
 
 void ObserveStream::Start() {
   if (auto error = NameError(name_, api_->replica().options().limits)) {
-    End(error->status);
+    End(*error);
     return;
   }
   // Registration happens on the loop, at the applied index of the read, so no
@@ -160,7 +161,7 @@ void ObserveStream::Start() {
           if (done_) status = absl::CancelledError("the observer went away");
         }
         if (!status.ok()) {
-          End(ReplicaError(status, api_->replica().leader()).status);
+          End(ReplicaError(status, api_->replica().leader()));
           EndRead();
           return;
         }
@@ -229,12 +230,12 @@ void ObserveStream::Push(const v1::ElectionEvent& event, const v1::ElectionInfo&
   Pump();
 }
 
-void ObserveStream::End(const grpc::Status& status) {
+void ObserveStream::End(const CallError& error) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (finishing_) return;
     finishing_ = true;
-    finish_status_ = status;
+    finish_error_ = error;
     queue_.clear();
   }
   Pump();
@@ -246,7 +247,7 @@ void ObserveStream::OnWriteDone(bool ok) {
     writing_ = false;
     if (!ok && !finishing_) {
       finishing_ = true;
-      finish_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the observer went away");
+      finish_error_.status = grpc::Status(grpc::StatusCode::CANCELLED, "the observer went away");
       queue_.clear();
     }
   }
@@ -254,7 +255,7 @@ void ObserveStream::OnWriteDone(bool ok) {
 }
 
 void ObserveStream::OnCancel() {
-  End(grpc::Status(grpc::StatusCode::CANCELLED, "the observer cancelled"));
+  End({grpc::Status(grpc::StatusCode::CANCELLED, "the observer cancelled"), {}});
 }
 
 void ObserveStream::OnDone() {
@@ -278,7 +279,11 @@ void ObserveStream::Pump() {
     if (finishing_) {
       action = Action::kFinish;
       finish_called_ = true;
-      status = finish_status_;
+      status = finish_error_.status;
+      // Under mu_ and before Finish: finish_called_ makes this the only caller.
+      for (const auto& [key, value] : finish_error_.trailers) {
+        context_->AddTrailingMetadata(key, value);
+      }
     } else if (!queue_.empty()) {
       writing_message_ = std::move(queue_.front());
       queue_.pop_front();

@@ -15,7 +15,11 @@ namespace {
 class KeepAliveStream
     : public grpc::ServerBidiReactor<v1::LeaseKeepAliveRequest, v1::LeaseKeepAliveResponse> {
  public:
-  explicit KeepAliveStream(ClientApi* api) : api_(api) { StartRead(&request_); }
+  // `context` is the call's; it outlives the stream (gRPC owns both).
+  KeepAliveStream(grpc::CallbackServerContext* context, ClientApi* api)
+      : context_(context), api_(api) {
+    StartRead(&request_);
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
@@ -122,7 +126,13 @@ class KeepAliveStream
     if (writing_ || finish_called_) return;
     if (finish_error_ || failed_) {
       action = Action::kFinish;
-      if (finish_error_) status = finish_error_->status;
+      if (finish_error_) {
+        status = finish_error_->status;
+        // Before Finish, by its only caller (finish_called_ is set below).
+        for (const auto& [key, value] : finish_error_->trailers) {
+          context_->AddTrailingMetadata(key, value);
+        }
+      }
     } else if (auto it = ready_.find(next_write_); it != ready_.end()) {
       response_ = std::move(it->second);
       ready_.erase(it);
@@ -138,6 +148,7 @@ class KeepAliveStream
     if (action == Action::kFinish) Finish(status);
   }
 
+  grpc::CallbackServerContext* const context_;
   ClientApi* const api_;
   v1::LeaseKeepAliveRequest request_;
   v1::LeaseKeepAliveResponse response_;
@@ -175,8 +186,8 @@ grpc::ServerUnaryReactor* LeaseService::Grant(grpc::CallbackServerContext* conte
 }
 
 grpc::ServerBidiReactor<v1::LeaseKeepAliveRequest, v1::LeaseKeepAliveResponse>*
-LeaseService::KeepAlive(grpc::CallbackServerContext* /*context*/) {
-  return new KeepAliveStream(api_);
+LeaseService::KeepAlive(grpc::CallbackServerContext* context) {
+  return new KeepAliveStream(context, api_);
 }
 
 grpc::ServerUnaryReactor* LeaseService::Revoke(grpc::CallbackServerContext* context,

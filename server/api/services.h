@@ -103,11 +103,14 @@ class ClusterService : public v1::Cluster::CallbackService {
 // current state instead of an unbounded queue.
 class ObserveStream : public grpc::ServerWriteReactor<v1::ObserveResponse> {
  public:
-  ObserveStream(ClientApi* api, std::string name, uint64_t after_epoch);
+  // `context` is the call's; it outlives the stream (gRPC owns both).
+  ObserveStream(grpc::CallbackServerContext* context, ClientApi* api, std::string name,
+                uint64_t after_epoch);
   // Queues an event (loop thread).
   void Push(const v1::ElectionEvent& event, const v1::ElectionInfo& current);
-  // Ends the stream with `status` once pending writes finish.
-  void End(const grpc::Status& status);
+  // Ends the stream with `error` (its status and trailers, e.g. the leader
+  // hint) at once; queued messages are dropped. Later calls change nothing.
+  void End(const CallError& error);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -123,6 +126,7 @@ class ObserveStream : public grpc::ServerWriteReactor<v1::ObserveResponse> {
   void Pump();
 
   static constexpr size_t kMaxQueued = 256;
+  grpc::CallbackServerContext* const context_;
   ClientApi* const api_;
   const std::string name_;
   const uint64_t after_epoch_;
@@ -132,7 +136,7 @@ class ObserveStream : public grpc::ServerWriteReactor<v1::ObserveResponse> {
   bool writing_ = false;
   bool finishing_ = false;  // Finish requested
   bool finish_called_ = false;
-  grpc::Status finish_status_;
+  CallError finish_error_;
   bool registered_ = false;
   bool read_pending_ = false;
   bool done_ = false;

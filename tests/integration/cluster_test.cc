@@ -102,6 +102,50 @@ TEST_CASE("a follower refuses a write with UNAVAILABLE and the leader's address"
   CHECK(hint.leader_address() == cluster.ClientAddress(leader));
 }
 
+TEST_CASE("a follower ends KeepAlive and Observe streams UNAVAILABLE with the leader's address",
+          "[cluster]") {
+  ProcessCluster cluster(3);
+  cluster.StartAll();
+  int leader = cluster.WaitForLeader(10s);
+  REQUIRE(leader != 0);
+  LeaderClient client(cluster.ClientAddresses());
+  uint64_t lease = 0;
+  REQUIRE(client.GrantLease(10000, &lease, 5s).ok());
+  int follower = leader % 3 + 1;
+  auto channel =
+      grpc::CreateChannel(cluster.ClientAddress(follower), grpc::InsecureChannelCredentials());
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 2s);
+    auto stream = raftlock::v1::Lease::NewStub(channel)->KeepAlive(&context);
+    raftlock::v1::LeaseKeepAliveRequest request;
+    request.set_lease_id(lease);
+    REQUIRE(stream->Write(request));
+    stream->WritesDone();
+    raftlock::v1::LeaseKeepAliveResponse response;
+    CHECK_FALSE(stream->Read(&response));
+    grpc::Status status = stream->Finish();
+    REQUIRE(status.error_code() == grpc::StatusCode::UNAVAILABLE);
+    const raftlock::v1::LeaderHint hint = LeaderHintIn(context);
+    CHECK(hint.leader_id() == static_cast<uint64_t>(leader));
+    CHECK(hint.leader_address() == cluster.ClientAddress(leader));
+  }
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 2s);
+    raftlock::v1::ObserveRequest request;
+    request.set_name("observed-at-a-follower");
+    auto reader = raftlock::v1::Election::NewStub(channel)->Observe(&context, request);
+    raftlock::v1::ObserveResponse message;
+    CHECK_FALSE(reader->Read(&message));
+    grpc::Status status = reader->Finish();
+    REQUIRE(status.error_code() == grpc::StatusCode::UNAVAILABLE);
+    const raftlock::v1::LeaderHint hint = LeaderHintIn(context);
+    CHECK(hint.leader_id() == static_cast<uint64_t>(leader));
+    CHECK(hint.leader_address() == cluster.ClientAddress(leader));
+  }
+}
+
 TEST_CASE("any replica refuses a malformed write INVALID_ARGUMENT, and the log does not grow",
           "[cluster][validation]") {
   ProcessCluster cluster(3);
