@@ -8,7 +8,14 @@ grpc::ServerUnaryReactor* ClusterService::Status(grpc::CallbackServerContext* co
                                                  const v1::StatusRequest* /*request*/,
                                                  v1::StatusResponse* response) {
   auto call = UnaryCall<v1::StatusResponse>::Create(context, response);
-  api_->replica().Status([call](v1::StatusResponse status) { call->Reply(std::move(status)); });
+  Replica* replica = &api_->replica();
+  replica->Status([call, replica](absl::StatusOr<v1::StatusResponse> status) {
+    if (!status.ok()) {
+      call->Fail(ReplicaError(status.status(), replica->leader()));
+      return;
+    }
+    call->Reply(*std::move(status));
+  });
   return call.get();
 }
 
@@ -16,10 +23,15 @@ grpc::ServerUnaryReactor* ClusterService::Members(grpc::CallbackServerContext* c
                                                   const v1::MembersRequest* /*request*/,
                                                   v1::MembersResponse* response) {
   auto call = UnaryCall<v1::MembersResponse>::Create(context, response);
-  api_->replica().Status([call](v1::StatusResponse status) {
+  Replica* replica = &api_->replica();
+  replica->Status([call, replica](absl::StatusOr<v1::StatusResponse> status) {
+    if (!status.ok()) {
+      call->Fail(ReplicaError(status.status(), replica->leader()));
+      return;
+    }
     v1::MembersResponse members;
-    *members.mutable_members() = status.members();
-    members.set_leader_id(status.leader_id());
+    *members.mutable_members() = status->members();
+    members.set_leader_id(status->leader_id());
     call->Reply(std::move(members));
   });
   return call.get();

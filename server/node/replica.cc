@@ -187,13 +187,14 @@ void Replica::Stop(bool transfer_leadership, std::chrono::milliseconds wait) {
   logger_->info("replica stopped");
 }
 
-void Replica::Post(std::function<void()> fn) {
+bool Replica::Post(std::function<void()> fn) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return;
+    if (stopping_) return false;
     inbox_.push_back(std::move(fn));
   }
   wake_.notify_one();
+  return true;
 }
 
 void Replica::Propose(v1::Command command, ApplyCallback done) {
@@ -520,7 +521,10 @@ void Replica::MaybeSnapshot() {
 
 void Replica::TransferLeadership(uint64_t target, Clock::time_point deadline,
                                  std::function<void(absl::Status, LeaderInfo)> done) {
-  Post([this, target, deadline, done = std::move(done)]() mutable {
+  // Shared so that `done` is still here to answer if the loop refuses the work.
+  auto answer = std::make_shared<std::function<void(absl::Status, LeaderInfo)>>(std::move(done));
+  const bool posted = Post([this, target, deadline, answer] {
+    auto& done = *answer;
     LeaderInfo current = LeaderInfoFor(node_->leader());
     if (options_.members.find(target) == options_.members.end()) {
       done(absl::InvalidArgumentError("target_id " + std::to_string(target) +
@@ -548,6 +552,7 @@ void Replica::TransferLeadership(uint64_t target, Clock::time_point deadline,
     logger_->info("term {}: transferring leadership to node {}", node_->term(), target);
     transfers_.push_back(PendingTransfer{target, deadline, std::move(done)});
   });
+  if (!posted) (*answer)(absl::UnavailableError("the replica is shutting down"), leader());
 }
 
 void Replica::CheckTransfers() {
@@ -578,8 +583,11 @@ void Replica::CheckTransfers() {
   transfers_.swap(still);
 }
 
-void Replica::Status(std::function<void(v1::StatusResponse)> done) {
-  Post([this, done = std::move(done)] {
+void Replica::Status(std::function<void(absl::StatusOr<v1::StatusResponse>)> done) {
+  // Shared so that `done` is still here to answer if the loop refuses the work.
+  auto answer =
+      std::make_shared<std::function<void(absl::StatusOr<v1::StatusResponse>)>>(std::move(done));
+  const bool posted = Post([this, answer] {
     raft::NodeStatus status = node_->Status();
     v1::StatusResponse response;
     response.set_cluster_id(options_.cluster_id);
@@ -612,8 +620,9 @@ void Replica::Status(std::function<void(v1::StatusResponse)> done) {
       p->set_recent_active(progress.recent_active);
     }
     response.set_version("0.1.0");
-    done(std::move(response));
+    (*answer)(std::move(response));
   });
+  if (!posted) (*answer)(absl::UnavailableError("the replica is shutting down"));
 }
 
 }  // namespace raftlock::server

@@ -117,7 +117,8 @@ class Replica : public TransportHandler {
   // this call (ReadIndex, thesis 6.4). UNAVAILABLE when not the leader.
   void LinearizableRead(ReadCallback read);
 
-  // Runs `fn` on the loop with the current state (not linearizable).
+  // Runs `fn` on the loop with the current state (not linearizable); dropped
+  // once the replica is stopping.
   void RunOnLoop(std::function<void()> fn);
 
   // Receives the events of every applied entry, on the loop thread. Set
@@ -135,8 +136,9 @@ class Replica : public TransportHandler {
   void TransferLeadership(uint64_t target, std::chrono::steady_clock::time_point deadline,
                           std::function<void(absl::Status, LeaderInfo)> done);
 
-  // Fills a status view (on the loop thread) and hands it to `done`.
-  void Status(std::function<void(v1::StatusResponse)> done);
+  // Fills a status view (on the loop thread) and hands it to `done`;
+  // UNAVAILABLE once the replica is stopping.
+  void Status(std::function<void(absl::StatusOr<v1::StatusResponse>)> done);
 
   // The state machine. Loop thread only (inside callbacks and listeners).
   const lock::LockStateMachine& state() const { return state_; }
@@ -162,7 +164,8 @@ class Replica : public TransportHandler {
     std::function<void(absl::Status, LeaderInfo)> done;
   };
 
-  void Post(std::function<void()> fn);
+  // Queues `fn` for the loop; false (and `fn` dropped) once stopping.
+  bool Post(std::function<void()> fn);
   void Loop();
   void OnTick();
   void FlushProposals();

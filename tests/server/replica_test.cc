@@ -72,34 +72,42 @@ RaftMessage Reply(const RaftMessage& to, v1::MessageType type, uint64_t term) {
   return m;
 }
 
-}  // namespace
-
-TEST_CASE(
-    "semantics 1: a proposal stamped in the loop pass that made the replica leader carries the "
-    "applied cluster time, not the machine's uptime",
-    "[replica][cluster-time]") {
+// Node 1 of three whose peers are played by the test (*peers, set at Start).
+// Election timeout 500-1000 ms: long enough that a candidate does not start
+// over while a test holds the loop between its vote request and the reply.
+ReplicaOptions TestOptions(CapturingSender** peers) {
   ReplicaOptions options;
   options.cluster_id = "replica-test";
   options.node_id = 1;
   for (uint64_t id : {1, 2, 3}) {
     options.members[id] = MemberAddress{"127.0.0.1:1", "127.0.0.1:1"};  // never dialled
   }
-  // Election timeout 500-1000 ms: long enough that the candidate does not
-  // start over between its vote request and the held loop pass below.
   options.tick = milliseconds(10);
   options.election_ticks = 50;
   options.random_seed = 7;
-  CapturingSender* peers = nullptr;
-  options.testing_peer_sender = [&peers](TransportHandler*) {
+  options.testing_peer_sender = [peers](TransportHandler*) {
     auto sender = std::make_unique<CapturingSender>();
-    peers = sender.get();
+    *peers = sender.get();
     return sender;
   };
+  return options;
+}
+
+std::shared_ptr<spdlog::logger> NullLogger() {
+  return std::make_shared<spdlog::logger>("replica-test",
+                                          std::make_shared<spdlog::sinks::null_sink_mt>());
+}
+
+}  // namespace
+
+TEST_CASE(
+    "semantics 1: a proposal stamped in the loop pass that made the replica leader carries the "
+    "applied cluster time, not the machine's uptime",
+    "[replica][cluster-time]") {
+  CapturingSender* peers = nullptr;
   // Declared before the replica, which answers it (also when it stops early).
   std::promise<absl::StatusOr<lock::ApplyResult>> applied;
-  auto logger = std::make_shared<spdlog::logger>("replica-test",
-                                                 std::make_shared<spdlog::sinks::null_sink_mt>());
-  Replica replica(options, std::make_unique<raft::MemoryStorage>(), logger);
+  Replica replica(TestOptions(&peers), std::make_unique<raft::MemoryStorage>(), NullLogger());
   const auto started = Clock::now();
   REQUIRE(replica.Start().ok());
   REQUIRE(peers != nullptr);
@@ -169,6 +177,34 @@ TEST_CASE(
       std::chrono::duration_cast<milliseconds>(Clock::now() - started).count();
   CHECK(result->result.cluster_time_ms() <= since_start_ms);
   replica.Stop();
+}
+
+TEST_CASE("a stopped replica answers every request UNAVAILABLE instead of dropping it",
+          "[replica][shutdown]") {
+  CapturingSender* peers = nullptr;
+  Replica replica(TestOptions(&peers), std::make_unique<raft::MemoryStorage>(), NullLogger());
+  REQUIRE(replica.Start().ok());
+  replica.Stop();
+  // Each callback runs before its call returns: nothing is left to run it.
+  std::optional<absl::Status> status_answer;
+  replica.Status(
+      [&](absl::StatusOr<v1::StatusResponse> status) { status_answer = status.status(); });
+  std::optional<absl::Status> transfer_answer;
+  replica.TransferLeadership(2, Clock::now() + milliseconds(1000),
+                             [&](absl::Status status, LeaderInfo) { transfer_answer = status; });
+  std::optional<absl::Status> propose_answer;
+  v1::Command command;
+  command.mutable_time_advance();
+  replica.Propose(std::move(command), [&](absl::StatusOr<lock::ApplyResult> result) {
+    propose_answer = result.status();
+  });
+  std::optional<absl::Status> read_answer;
+  replica.LinearizableRead(
+      [&](absl::Status status, const lock::LockStateMachine*) { read_answer = status; });
+  for (const auto& answer : {status_answer, transfer_answer, propose_answer, read_answer}) {
+    REQUIRE(answer.has_value());
+    CHECK(answer->code() == absl::StatusCode::kUnavailable);
+  }
 }
 
 }  // namespace raftlock::server
