@@ -330,14 +330,24 @@ absl::StatusOr<v1::LeaseTimeToLiveResponse> Client::LeaseTimeToLive(uint64_t lea
   return response;
 }
 
-absl::StatusOr<v1::LeaseListResponse> Client::LeaseList(Deadline deadline) {
+absl::StatusOr<v1::LeaseListResponse> Client::LeaseList(Deadline deadline, uint32_t page_size) {
   v1::LeaseListRequest request;
-  v1::LeaseListResponse response;
-  absl::Status status = Call("Lease.List", {}, deadline, [&](Endpoint& e, grpc::ClientContext* c) {
-    return e.lease->List(c, request, &response);
-  });
-  if (!status.ok()) return status;
-  return response;
+  request.set_limit(page_size);
+  v1::LeaseListResponse all;
+  while (true) {
+    v1::LeaseListResponse page;
+    absl::Status status =
+        Call("Lease.List", {}, deadline,
+             [&](Endpoint& e, grpc::ClientContext* c) { return e.lease->List(c, request, &page); });
+    if (!status.ok()) return status;
+    *all.mutable_header() = page.header();
+    if (!page.more() || page.leases().empty()) {
+      for (auto& lease : *page.mutable_leases()) *all.add_leases() = std::move(lease);
+      return all;
+    }
+    request.set_after_id(page.leases(page.leases_size() - 1).lease_id());
+    for (auto& lease : *page.mutable_leases()) *all.add_leases() = std::move(lease);
+  }
 }
 
 // ---------------------------------------------------------------- Lock
@@ -383,16 +393,26 @@ absl::StatusOr<v1::LockDescribeResponse> Client::LockDescribe(const std::string&
   return response;
 }
 
-absl::StatusOr<v1::LockListResponse> Client::LockList(const std::string& prefix,
-                                                      Deadline deadline) {
+absl::StatusOr<v1::LockListResponse> Client::LockList(const std::string& prefix, Deadline deadline,
+                                                      uint32_t page_size) {
   v1::LockListRequest request;
   request.set_prefix(prefix);
-  v1::LockListResponse response;
-  absl::Status status = Call("Lock.List", {}, deadline, [&](Endpoint& e, grpc::ClientContext* c) {
-    return e.lock->List(c, request, &response);
-  });
-  if (!status.ok()) return status;
-  return response;
+  request.set_limit(page_size);
+  v1::LockListResponse all;
+  while (true) {
+    v1::LockListResponse page;
+    absl::Status status = Call("Lock.List", {}, deadline, [&](Endpoint& e, grpc::ClientContext* c) {
+      return e.lock->List(c, request, &page);
+    });
+    if (!status.ok()) return status;
+    *all.mutable_header() = page.header();
+    if (!page.more() || page.locks().empty()) {
+      for (auto& lock : *page.mutable_locks()) *all.add_locks() = std::move(lock);
+      return all;
+    }
+    request.set_after(page.locks(page.locks_size() - 1).name());
+    for (auto& lock : *page.mutable_locks()) *all.add_locks() = std::move(lock);
+  }
 }
 
 absl::StatusOr<v1::ValidateTokenResponse> Client::ValidateToken(const std::string& name,

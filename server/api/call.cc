@@ -58,6 +58,15 @@ grpc::Status InvalidArgument(const std::string& field, const std::string& proble
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, field + ": " + problem);
 }
 
+grpc::Status ListLimit(uint32_t requested, size_t* limit) {
+  if (requested > kMaxListLimit) {
+    return InvalidArgument("limit", std::to_string(requested) + " exceeds " +
+                                        std::to_string(kMaxListLimit) + " entries per page");
+  }
+  *limit = requested == 0 ? kDefaultListLimit : requested;
+  return grpc::Status::OK;
+}
+
 void FillHeader(const Replica& replica, uint64_t applied_index, int64_t cluster_time_ms,
                 bool duplicate, v1::ResponseHeader* header) {
   header->set_member_id(replica.node_id());

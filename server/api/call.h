@@ -132,6 +132,17 @@ std::optional<CallError> NameError(const std::string& name, const lock::Limits& 
 // An INVALID_ARGUMENT naming the field.
 grpc::Status InvalidArgument(const std::string& field, const std::string& problem);
 
+// List pages (Lease.List, Lock.List): a request's `limit` 0 means
+// kDefaultListLimit; above kMaxListLimit is INVALID_ARGUMENT. A page stops
+// before kMaxListPageBytes of entries, far below gRPC's 4 MiB default.
+inline constexpr uint32_t kDefaultListLimit = 1000;
+inline constexpr uint32_t kMaxListLimit = 10000;
+inline constexpr size_t kMaxListPageBytes = 1 << 20;
+
+// Sets *limit to the page size a List request asks for (`requested`), or
+// returns INVALID_ARGUMENT naming the `limit` field.
+grpc::Status ListLimit(uint32_t requested, size_t* limit);
+
 // Fills a ResponseHeader.
 void FillHeader(const Replica& replica, uint64_t applied_index, int64_t cluster_time_ms,
                 bool duplicate, v1::ResponseHeader* header);

@@ -15,7 +15,7 @@ namespace {
 class KeepAliveStream
     : public grpc::ServerBidiReactor<v1::LeaseKeepAliveRequest, v1::LeaseKeepAliveResponse> {
  public:
-  // `context` is the call's; it outlives the stream (gRPC owns both).
+  // `context` is the call's: valid until OnDone, used only before Finish.
   KeepAliveStream(grpc::CallbackServerContext* context, ClientApi* api)
       : context_(context), api_(api) {
     StartRead(&request_);
@@ -223,12 +223,20 @@ grpc::ServerUnaryReactor* LeaseService::TimeToLive(grpc::CallbackServerContext* 
 }
 
 grpc::ServerUnaryReactor* LeaseService::List(grpc::CallbackServerContext* context,
-                                             const v1::LeaseListRequest* /*request*/,
+                                             const v1::LeaseListRequest* request,
                                              v1::LeaseListResponse* response) {
   auto call = UnaryCall<v1::LeaseListResponse>::Create(context, response);
+  size_t limit = 0;
+  if (grpc::Status s = ListLimit(request->limit(), &limit); !s.ok()) {
+    call->Complete(s);
+    return call.get();
+  }
   ReadFor(&api_->replica(), call,
-          [](const lock::LockStateMachine& state, v1::LeaseListResponse* out) {
-            for (auto& info : state.ListLeases()) *out->add_leases() = std::move(info);
+          [after_id = request->after_id(), limit](const lock::LockStateMachine& state,
+                                                  v1::LeaseListResponse* out) {
+            auto page = state.ListLeasesPage(after_id, limit, kMaxListPageBytes);
+            for (auto& info : page.entries) *out->add_leases() = std::move(info);
+            out->set_more(page.more);
           });
   return call.get();
 }

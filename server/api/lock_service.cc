@@ -122,10 +122,17 @@ grpc::ServerUnaryReactor* LockService::List(grpc::CallbackServerContext* context
                                             const v1::LockListRequest* request,
                                             v1::LockListResponse* response) {
   auto call = UnaryCall<v1::LockListResponse>::Create(context, response);
-  std::string prefix = request->prefix();
+  size_t limit = 0;
+  if (grpc::Status s = ListLimit(request->limit(), &limit); !s.ok()) {
+    call->Complete(s);
+    return call.get();
+  }
   ReadFor(&api_->replica(), call,
-          [prefix](const lock::LockStateMachine& state, v1::LockListResponse* out) {
-            for (auto& info : state.ListLocks(prefix)) *out->add_locks() = std::move(info);
+          [prefix = request->prefix(), after = request->after(), limit](
+              const lock::LockStateMachine& state, v1::LockListResponse* out) {
+            auto page = state.ListLocksPage(prefix, after, limit, kMaxListPageBytes);
+            for (auto& info : page.entries) *out->add_locks() = std::move(info);
+            out->set_more(page.more);
           });
   return call.get();
 }

@@ -103,7 +103,7 @@ class ClusterService : public v1::Cluster::CallbackService {
 // current state instead of an unbounded queue.
 class ObserveStream : public grpc::ServerWriteReactor<v1::ObserveResponse> {
  public:
-  // `context` is the call's; it outlives the stream (gRPC owns both).
+  // `context` is the call's: valid until OnDone, used only before Finish.
   ObserveStream(grpc::CallbackServerContext* context, ClientApi* api, std::string name,
                 uint64_t after_epoch);
   // Queues an event (loop thread).

@@ -445,9 +445,36 @@ std::optional<v1::LeaseInfo> LockStateMachine::TimeToLive(uint64_t lease_id) con
 }
 
 std::vector<v1::LeaseInfo> LockStateMachine::ListLeases() const {
-  std::vector<v1::LeaseInfo> out;
-  for (const auto& [id, lease] : leases_.all()) out.push_back(LeaseView(lease));
-  return out;
+  return ListLeasesPage(0, SIZE_MAX, SIZE_MAX).entries;
+}
+
+namespace {
+
+// Adds `info` to `page` unless that would pass `limit` entries or `max_bytes`
+// (the first entry is always added); returns false, marking more, if not.
+template <typename Info>
+bool AddToPage(Info info, size_t limit, size_t max_bytes, size_t* bytes, ListPage<Info>* page) {
+  const size_t size = info.ByteSizeLong();
+  if (page->entries.size() >= limit ||
+      (!page->entries.empty() && (size > max_bytes || *bytes > max_bytes - size))) {
+    page->more = true;
+    return false;
+  }
+  *bytes += size;
+  page->entries.push_back(std::move(info));
+  return true;
+}
+
+}  // namespace
+
+ListPage<v1::LeaseInfo> LockStateMachine::ListLeasesPage(uint64_t after_id, size_t limit,
+                                                         size_t max_bytes) const {
+  ListPage<v1::LeaseInfo> page;
+  size_t bytes = 0;
+  for (auto it = leases_.all().upper_bound(after_id); it != leases_.all().end(); ++it) {
+    if (!AddToPage(LeaseView(it->second), limit, max_bytes, &bytes, &page)) break;
+  }
+  return page;
 }
 
 v1::LockInfo LockStateMachine::LockView(const std::string& name, const LockEntry& lock) const {
@@ -481,12 +508,20 @@ std::optional<v1::LockInfo> LockStateMachine::Describe(const std::string& name) 
 }
 
 std::vector<v1::LockInfo> LockStateMachine::ListLocks(std::string_view prefix) const {
-  std::vector<v1::LockInfo> out;
-  for (auto it = locks_.all().lower_bound(std::string(prefix));
-       it != locks_.all().end() && it->first.starts_with(prefix); ++it) {
-    out.push_back(LockView(it->first, it->second));
+  return ListLocksPage(prefix, "", SIZE_MAX, SIZE_MAX).entries;
+}
+
+ListPage<v1::LockInfo> LockStateMachine::ListLocksPage(std::string_view prefix,
+                                                       std::string_view after, size_t limit,
+                                                       size_t max_bytes) const {
+  ListPage<v1::LockInfo> page;
+  size_t bytes = 0;
+  auto it = after < prefix ? locks_.all().lower_bound(std::string(prefix))
+                           : locks_.all().upper_bound(std::string(after));
+  for (; it != locks_.all().end() && it->first.starts_with(prefix); ++it) {
+    if (!AddToPage(LockView(it->first, it->second), limit, max_bytes, &bytes, &page)) break;
   }
-  return out;
+  return page;
 }
 
 v1::TokenCheck LockStateMachine::ValidateToken(const std::string& name, uint64_t token) const {

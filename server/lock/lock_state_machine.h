@@ -36,6 +36,13 @@ namespace raftlock::lock {
 // The snapshot format written by Snapshot() and accepted by Restore().
 inline constexpr uint32_t kSnapshotFormatVersion = 1;
 
+// One page of a listing: entries in key order, and whether more follow.
+template <typename Info>
+struct ListPage {
+  std::vector<Info> entries;
+  bool more = false;
+};
+
 struct ApplyResult {
   // The command's answer. For a retried command: its first answer, unchanged.
   v1::CommandResult result;
@@ -50,7 +57,8 @@ struct ApplyResult {
 Error CheckName(const std::string& name, const Limits& limits);
 
 // The checks of `command` that need no state: an operation is set, names,
-// values, modes, permits, TTLs and waits are within `limits`. Apply runs them
+// values, modes, permits, TTLs and waits are within `limits`. (A client id
+// without a sequence is checked by Apply and by the API's WriteId check.) Apply runs them
 // first, so a command refused here changes nothing but the index; the API runs
 // them before proposing, so such a command never reaches the log.
 Error CheckCommand(const v1::Command& command, const Limits& limits);
@@ -78,10 +86,17 @@ class LockStateMachine {
   std::optional<v1::LeaseInfo> TimeToLive(uint64_t lease_id) const;
   // Every live lease, by id.
   std::vector<v1::LeaseInfo> ListLeases() const;
+  // Live leases with id > after_id, by id: at most `limit`, and stopping
+  // before the encoded entries pass `max_bytes` (the first is always taken).
+  ListPage<v1::LeaseInfo> ListLeasesPage(uint64_t after_id, size_t limit, size_t max_bytes) const;
   // The lock's holders and waiters, or nullopt if it has neither.
   std::optional<v1::LockInfo> Describe(const std::string& name) const;
   // Every lock whose name starts with `prefix`, by name.
   std::vector<v1::LockInfo> ListLocks(std::string_view prefix = "") const;
+  // Locks named `prefix`... that sort after `after`, by name; bounded as in
+  // ListLeasesPage.
+  ListPage<v1::LockInfo> ListLocksPage(std::string_view prefix, std::string_view after,
+                                       size_t limit, size_t max_bytes) const;
   // Whether `token` is the token of a current holder of `name`.
   v1::TokenCheck ValidateToken(const std::string& name, uint64_t token) const;
   // Who leads the election (has_leader false if nobody), with its epoch.

@@ -259,3 +259,39 @@ TEST_CASE("Cluster reports every replica's status and the members, and transfers
   CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(MillisSince(start) < 4000);
 }
+
+TEST_CASE("LeaseList and LockList gather every page and refuse a page over 10000 entries",
+          "[client][sdk][list]") {
+  TestCluster t;
+  auto client = t.NewClient(t.cluster.ClientAddresses());
+  std::vector<uint64_t> granted;
+  std::vector<std::string> names;
+  for (int i = 0; i < 5; ++i) {
+    auto lease = client->LeaseGrant(Grant(10000), After(5s));
+    REQUIRE(lease.ok());
+    granted.push_back(lease->lease_id());
+    v1::LockAcquireRequest acquire;
+    acquire.set_name("paged/" + std::to_string(i));
+    acquire.set_lease_id(lease->lease_id());
+    auto held = client->LockAcquire(acquire, After(5s));
+    REQUIRE(held.ok());
+    REQUIRE(held->acquired());
+    names.push_back(acquire.name());
+  }
+  // Pages of 2: three calls each, gathered in order.
+  auto leases = client->LeaseList(After(5s), 2);
+  INFO(leases.status().ToString());
+  REQUIRE(leases.ok());
+  std::vector<uint64_t> listed;
+  for (const auto& lease : leases->leases()) listed.push_back(lease.lease_id());
+  CHECK(listed == granted);
+  auto locks = client->LockList("paged/", After(5s), 2);
+  REQUIRE(locks.ok());
+  std::vector<std::string> listed_names;
+  for (const auto& lock : locks->locks()) listed_names.push_back(lock.name());
+  CHECK(listed_names == names);
+
+  absl::Status too_big = client->LockList("", After(5s), 10001).status();
+  CHECK(too_big.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(too_big.message()), Catch::Contains("limit") && Catch::Contains("10000"));
+}

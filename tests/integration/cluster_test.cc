@@ -190,6 +190,55 @@ TEST_CASE("any replica refuses a malformed write INVALID_ARGUMENT, and the log d
   CHECK(last_index() == before);
 }
 
+TEST_CASE("Lease.List and Lock.List answer in pages that continue after the last entry",
+          "[cluster][list]") {
+  ProcessCluster cluster(3);
+  cluster.StartAll();
+  REQUIRE(cluster.WaitForLeader(10s) != 0);
+  LeaderClient client(cluster.ClientAddresses());
+  std::vector<uint64_t> leases;
+  for (int i = 0; i < 3; ++i) {
+    uint64_t lease = 0;
+    REQUIRE(client.GrantLease(10000, &lease, 5s).ok());
+    leases.push_back(lease);
+    LockAcquireResponse response;
+    REQUIRE(client.Acquire(AcquireRequest("page/" + std::to_string(i), lease), &response, 5s).ok());
+    REQUIRE(response.acquired());
+  }
+  auto list_locks = [&](uint32_t limit, const std::string& after,
+                        raftlock::v1::LockListResponse* out) {
+    raftlock::v1::LockListRequest request;
+    request.set_prefix("page/");
+    request.set_limit(limit);
+    request.set_after(after);
+    return client.ListLocks(request, out, 5s);
+  };
+  raftlock::v1::LockListResponse first;
+  REQUIRE(list_locks(2, "", &first).ok());
+  REQUIRE(first.locks_size() == 2);
+  CHECK(first.locks(0).name() == "page/0");
+  CHECK(first.locks(1).name() == "page/1");
+  CHECK(first.more());
+  raftlock::v1::LockListResponse rest;
+  REQUIRE(list_locks(2, first.locks(1).name(), &rest).ok());
+  REQUIRE(rest.locks_size() == 1);
+  CHECK(rest.locks(0).name() == "page/2");
+  CHECK_FALSE(rest.more());
+  raftlock::v1::LockListResponse refused;
+  grpc::Status too_big = list_locks(10001, "", &refused);
+  CHECK(too_big.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(too_big.error_message(), Catch::Contains("limit"));
+
+  raftlock::v1::LeaseListRequest request;
+  request.set_limit(1);
+  request.set_after_id(leases[0]);
+  raftlock::v1::LeaseListResponse page;
+  REQUIRE(client.ListLeases(request, &page, 5s).ok());
+  REQUIRE(page.leases_size() == 1);
+  CHECK(page.leases(0).lease_id() == leases[1]);
+  CHECK(page.more());
+}
+
 TEST_CASE("TransferLeadership moves the leader to the named replica", "[cluster][transfer]") {
   ProcessCluster cluster(3);
   cluster.StartAll();

@@ -93,6 +93,26 @@ grpc::Status LeaderClient::Release(const std::string& name, uint64_t lease, uint
       timeout);
 }
 
+grpc::Status LeaderClient::ListLocks(const v1::LockListRequest& request,
+                                     v1::LockListResponse* response,
+                                     std::chrono::milliseconds timeout) {
+  return Call(
+      [&](grpc::ClientContext* context, grpc::Channel* channel) {
+        return v1::Lock::NewStub(Borrow(channel))->List(context, request, response);
+      },
+      timeout);
+}
+
+grpc::Status LeaderClient::ListLeases(const v1::LeaseListRequest& request,
+                                      v1::LeaseListResponse* response,
+                                      std::chrono::milliseconds timeout) {
+  return Call(
+      [&](grpc::ClientContext* context, grpc::Channel* channel) {
+        return v1::Lease::NewStub(Borrow(channel))->List(context, request, response);
+      },
+      timeout);
+}
+
 grpc::Status LeaderClient::Describe(const std::string& name, v1::LockDescribeResponse* response,
                                     std::chrono::milliseconds timeout) {
   v1::LockDescribeRequest request;

@@ -37,6 +37,10 @@ class LeaderClient {
                        std::chrono::milliseconds timeout);
   grpc::Status Describe(const std::string& name, v1::LockDescribeResponse* response,
                         std::chrono::milliseconds timeout);
+  grpc::Status ListLocks(const v1::LockListRequest& request, v1::LockListResponse* response,
+                         std::chrono::milliseconds timeout);
+  grpc::Status ListLeases(const v1::LeaseListRequest& request, v1::LeaseListResponse* response,
+                          std::chrono::milliseconds timeout);
   grpc::Status KeepAlive(uint64_t lease, v1::LeaseKeepAliveResponse* response,
                          std::chrono::milliseconds timeout);
   grpc::Status TimeToLive(uint64_t lease, v1::LeaseTimeToLiveResponse* response,

@@ -192,6 +192,25 @@ TEST_CASE("lease: List returns every live lease in id order", "[lease]") {
   CHECK(all[1].lease_id() == c);
 }
 
+TEST_CASE("lease: List pages continue after an id, by count and by bytes", "[lease]") {
+  Harness h;
+  const uint64_t a = h.NewLease();
+  const uint64_t b = h.NewLease();
+  const uint64_t c = h.NewLease();
+  auto first = h.sm.ListLeasesPage(0, 2, SIZE_MAX);
+  REQUIRE(first.entries.size() == 2);
+  CHECK(first.entries[0].lease_id() == a);
+  CHECK(first.entries[1].lease_id() == b);
+  CHECK(first.more);
+  auto rest = h.sm.ListLeasesPage(b, 2, SIZE_MAX);
+  REQUIRE(rest.entries.size() == 1);
+  CHECK(rest.entries[0].lease_id() == c);
+  CHECK_FALSE(rest.more);
+  auto tiny = h.sm.ListLeasesPage(0, 10, 1);
+  REQUIRE(tiny.entries.size() == 1);
+  CHECK(tiny.more);
+}
+
 TEST_CASE("lease: too many leases is RESOURCE_EXHAUSTED", "[lease][limits]") {
   Harness h;
   for (int i = 0; i < 8; ++i) h.NewLease();

@@ -326,6 +326,42 @@ TEST_CASE("lock: List returns locks with a prefix in name order", "[lock][query]
   CHECK(h.sm.ListLocks().size() == 3);
 }
 
+// The names of a page's locks, in order.
+std::vector<std::string> NamesOf(const ListPage<v1::LockInfo>& page) {
+  std::vector<std::string> names;
+  for (const auto& info : page.entries) names.push_back(info.name());
+  return names;
+}
+
+TEST_CASE("lock: List pages continue after a name, within a prefix, by count and by bytes",
+          "[lock][query]") {
+  Harness h;
+  const uint64_t a = h.NewLease();
+  for (const char* name : {"job/a", "job/b", "job/c", "job/d", "other"}) h.Hold(name, a);
+  using Names = std::vector<std::string>;
+  auto first = h.sm.ListLocksPage("job/", "", 2, SIZE_MAX);
+  CHECK(NamesOf(first) == Names{"job/a", "job/b"});
+  CHECK(first.more);
+  auto second = h.sm.ListLocksPage("job/", "job/b", 2, SIZE_MAX);
+  CHECK(NamesOf(second) == Names{"job/c", "job/d"});
+  CHECK_FALSE(second.more);  // "other" is outside the prefix
+  auto last = h.sm.ListLocksPage("job/", "job/d", 2, SIZE_MAX);
+  CHECK(last.entries.empty());
+  CHECK_FALSE(last.more);
+  // `after` before the prefix starts at the prefix; past it, nothing.
+  CHECK(NamesOf(h.sm.ListLocksPage("job/", "a", 10, SIZE_MAX)) ==
+        Names{"job/a", "job/b", "job/c", "job/d"});
+  CHECK(h.sm.ListLocksPage("job/", "k", 10, SIZE_MAX).entries.empty());
+  // Bytes: a page stops before it would pass max_bytes, but always takes one.
+  const size_t one = first.entries[0].ByteSizeLong();
+  auto by_bytes = h.sm.ListLocksPage("", "", 10, 2 * one);
+  CHECK(NamesOf(by_bytes) == Names{"job/a", "job/b"});
+  CHECK(by_bytes.more);
+  auto tiny = h.sm.ListLocksPage("", "", 10, 1);
+  CHECK(NamesOf(tiny) == Names{"job/a"});
+  CHECK(tiny.more);
+}
+
 TEST_CASE("lock: ValidateToken accepts only a current holder's token", "[lock][fencing]") {
   Harness h;
   const uint64_t a = h.NewLease(), b = h.NewLease();

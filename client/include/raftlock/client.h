@@ -116,7 +116,10 @@ class Client {
       uint64_t lease_id, Deadline deadline, Clock::time_point* sent = nullptr,
       std::optional<std::chrono::milliseconds> attempt_timeout = std::nullopt);
   absl::StatusOr<v1::LeaseTimeToLiveResponse> LeaseTimeToLive(uint64_t lease_id, Deadline deadline);
-  absl::StatusOr<v1::LeaseListResponse> LeaseList(Deadline deadline);
+  // Every live lease, fetched in pages of `page_size` (0: the server's, 1000;
+  // at most 10000), all by `deadline`. Pages are read at different indexes,
+  // so a lease may change between pages; the header is the last page's.
+  absl::StatusOr<v1::LeaseListResponse> LeaseList(Deadline deadline, uint32_t page_size = 0);
 
   // ---- Lock. Acquire with wait_timeout_ms > 0 waits on the server; the
   // attempt's gRPC deadline is set beyond the wait (bounded by `deadline`).
@@ -130,7 +133,9 @@ class Client {
                                                       Deadline deadline,
                                                       v1::WriteId* sent_write = nullptr);
   absl::StatusOr<v1::LockDescribeResponse> LockDescribe(const std::string& name, Deadline deadline);
-  absl::StatusOr<v1::LockListResponse> LockList(const std::string& prefix, Deadline deadline);
+  // Every lock whose name starts with `prefix`, paged as LeaseList.
+  absl::StatusOr<v1::LockListResponse> LockList(const std::string& prefix, Deadline deadline,
+                                                uint32_t page_size = 0);
   absl::StatusOr<v1::ValidateTokenResponse> ValidateToken(const std::string& name, uint64_t token,
                                                           Deadline deadline);
 

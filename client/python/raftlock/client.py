@@ -429,9 +429,18 @@ class Client:
                               api_pb2.LeaseTimeToLiveRequest(lease_id=lease_id), timeout=timeout)
         return response.lease if response.found else None
 
-    def leases(self, *, timeout: Optional[float] = None) -> List[lock_pb2.LeaseInfo]:
-        response = self._call(lambda s: s.lease.List, api_pb2.LeaseListRequest(), timeout=timeout)
-        return list(response.leases)
+    def leases(self, *, timeout: Optional[float] = None, page_size: int = 0) -> List[lock_pb2.LeaseInfo]:
+        """Every live lease, by id, fetched in pages of `page_size` (0: the
+        server's, 1000; at most 10000), all within `timeout`. Pages are read
+        at different indexes, so a lease may change between pages."""
+        request = api_pb2.LeaseListRequest(limit=page_size)
+        leases: List[lock_pb2.LeaseInfo] = []
+        for page in self._pages(lambda s: s.lease.List, request, timeout):
+            leases.extend(page.leases)
+            if not page.more or not page.leases:
+                break
+            request.after_id = leases[-1].lease_id
+        return leases
 
     # ------------------------------------------------------------ lock calls
 
@@ -481,10 +490,30 @@ class Client:
                               timeout=timeout)
         return response.lock if response.found else None
 
-    def locks(self, prefix: str = "", *, timeout: Optional[float] = None) -> List[lock_pb2.LockInfo]:
-        response = self._call(lambda s: s.lock.List, api_pb2.LockListRequest(prefix=prefix),
-                              timeout=timeout)
-        return list(response.locks)
+    def locks(self, prefix: str = "", *, timeout: Optional[float] = None,
+              page_size: int = 0) -> List[lock_pb2.LockInfo]:
+        """Every lock whose name starts with `prefix`, by name; paged as
+        :meth:`leases`."""
+        request = api_pb2.LockListRequest(prefix=prefix, limit=page_size)
+        locks: List[lock_pb2.LockInfo] = []
+        for page in self._pages(lambda s: s.lock.List, request, timeout):
+            locks.extend(page.locks)
+            if not page.more or not page.locks:
+                break
+            request.after = locks[-1].name
+        return locks
+
+    def _pages(self, method: Callable[[_Stubs], Callable], request, timeout: Optional[float]):
+        """Yields the answers to `request` while the caller moves it on to the
+        next page; every call shares one deadline, `timeout` from now."""
+        total = self.timeout if timeout is None else float(timeout)
+        deadline = time.monotonic() + total
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise errors.DeadlineExceeded(f"the list's {total:.3f}s deadline passed between pages",
+                                              code=grpc.StatusCode.DEADLINE_EXCEEDED)
+            yield self._call(method, request, timeout=left)
 
     def validate_token(self, name: str, token: int, *, timeout: Optional[float] = None) -> api_pb2.ValidateTokenResponse:
         """For a guarded resource: ``valid`` (token belongs to a current

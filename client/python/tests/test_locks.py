@@ -144,6 +144,13 @@ def test_list_and_lease_views(client):
         with s.lock("list/a"), s.lock("list/b"):
             names = [info.name for info in client.locks("list/")]
             assert names == ["list/a", "list/b"]
+            # Pages of one: every page is fetched and gathered in order.
+            assert [info.name for info in client.locks("list/", page_size=1)] == names
+            paged = [lease.lease_id for lease in client.leases(page_size=1)]
+            assert s.lease_id in paged and paged == sorted(paged)
+            with pytest.raises(raftlock.InvalidArgument) as caught:
+                client.locks(page_size=10001)
+            assert "limit" in str(caught.value)
             info = s.time_to_live()
             assert info is not None and sorted(info.locks) == ["list/a", "list/b"]
             assert info.ttl_ms == 5000 and 0 < info.ttl_remaining_ms <= 5000
