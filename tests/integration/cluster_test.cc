@@ -246,15 +246,9 @@ TEST_CASE("TransferLeadership moves the leader to the named replica", "[cluster]
   REQUIRE(leader != 0);
   for (int round = 0; round < 3; ++round) {
     int target = leader % 3 + 1;
-    auto stub = raftlock::v1::Cluster::NewStub(
-        grpc::CreateChannel(cluster.ClientAddress(leader), grpc::InsecureChannelCredentials()));
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + 5s);
-    raftlock::v1::TransferLeadershipRequest request;
-    request.set_target_id(target);
     raftlock::v1::TransferLeadershipResponse response;
     auto start = Clock::now();
-    grpc::Status status = stub->TransferLeadership(&context, request, &response);
+    grpc::Status status = cluster.TransferLeadership(leader, target, &response);
     INFO("transfer took " << MillisSince(start) << " ms: " << status.error_message());
     REQUIRE(status.ok());
     CHECK(response.leader_id() == static_cast<uint64_t>(target));
@@ -301,14 +295,7 @@ TEST_CASE("a wait parked at a leader that loses leadership is answered UNAVAILAB
   // with the leader hint, at once. It may never apply the grant (cut off from
   // its peers), while the next leader can; the wait stays queued there.
   const int target = leader % 3 + 1;
-  auto admin = raftlock::v1::Cluster::NewStub(
-      grpc::CreateChannel(cluster.ClientAddress(leader), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext transfer_context;
-  transfer_context.set_deadline(std::chrono::system_clock::now() + 5s);
-  raftlock::v1::TransferLeadershipRequest transfer;
-  transfer.set_target_id(target);
-  raftlock::v1::TransferLeadershipResponse transferred;
-  REQUIRE(admin->TransferLeadership(&transfer_context, transfer, &transferred).ok());
+  REQUIRE(cluster.TransferLeadership(leader, target).ok());
   REQUIRE(parked.wait_for(3s) == std::future_status::ready);
   grpc::Status status = parked.get();
   INFO(status.error_message());

@@ -134,14 +134,7 @@ TEST_CASE("a node that missed more than the compaction threshold catches up by s
   INFO(cluster.LogTail(lagging));
   CHECK(LogContains(cluster, lagging, "installed snapshot"));
   // The caught-up node can lead and still knows the holder and its token.
-  auto stub = raftlock::v1::Cluster::NewStub(
-      grpc::CreateChannel(cluster.ClientAddress(leader), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + 5s);
-  raftlock::v1::TransferLeadershipRequest request;
-  request.set_target_id(lagging);
-  raftlock::v1::TransferLeadershipResponse response;
-  REQUIRE(stub->TransferLeadership(&context, request, &response).ok());
+  REQUIRE(cluster.TransferLeadership(leader, lagging).ok());
   raftlock::v1::LockDescribeResponse described;
   REQUIRE(client.Describe("snap-kept", &described, 10s).ok());
   REQUIRE(described.lock().holders_size() == 1);

@@ -191,6 +191,18 @@ std::optional<v1::StatusResponse> ProcessCluster::Status(int id) const {
   return response;
 }
 
+grpc::Status ProcessCluster::TransferLeadership(int via, int target,
+                                                v1::TransferLeadershipResponse* response) const {
+  auto channel = grpc::CreateChannel(ClientAddress(via), grpc::InsecureChannelCredentials());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::TransferLeadershipRequest request;
+  request.set_target_id(target);
+  v1::TransferLeadershipResponse ignored;
+  return v1::Cluster::NewStub(channel)->TransferLeadership(&context, request,
+                                                           response ? response : &ignored);
+}
+
 int ProcessCluster::WaitForLeader(std::chrono::milliseconds timeout,
                                   const std::vector<int>& exclude) const {
   auto deadline = std::chrono::steady_clock::now() + timeout;

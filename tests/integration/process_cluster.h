@@ -49,6 +49,9 @@ class ProcessCluster {
 
   // Cluster.Status of node `id` (deadline 1 s); nullopt if unreachable.
   std::optional<v1::StatusResponse> Status(int id) const;
+  // Cluster.TransferLeadership(target) sent to node `via` (deadline 5 s).
+  grpc::Status TransferLeadership(int via, int target,
+                                  v1::TransferLeadershipResponse* response = nullptr) const;
   // Waits until every running, unpaused node reports the same leader, and
   // returns it (0 on timeout). `exclude` nodes are not asked.
   int WaitForLeader(std::chrono::milliseconds timeout, const std::vector<int>& exclude = {}) const;
