@@ -76,13 +76,14 @@ void FillHeader(const Replica& replica, uint64_t applied_index, int64_t cluster_
   header->set_duplicate(duplicate);
 }
 
-grpc::Status ApplyWriteId(const v1::WriteId& write, v1::Command* command) {
+std::optional<CallError> ApplyWriteId(const v1::WriteId& write, v1::Command* command) {
   if (write.client_id() != 0 && write.sequence() == 0) {
-    return InvalidArgument("write.sequence", "must be >= 1 when write.client_id is set");
+    return LockError({v1::ERROR_REASON_MALFORMED_COMMAND,
+                      "write.sequence: must be >= 1 when write.client_id is set"});
   }
   command->set_client_id(write.client_id());
   command->set_sequence(write.sequence());
-  return grpc::Status::OK;
+  return std::nullopt;
 }
 
 v1::NotAcquiredReason NotAcquiredReasonFor(v1::EndReason reason) {

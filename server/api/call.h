@@ -147,8 +147,9 @@ grpc::Status ListLimit(uint32_t requested, size_t* limit);
 void FillHeader(const Replica& replica, uint64_t applied_index, int64_t cluster_time_ms,
                 bool duplicate, v1::ResponseHeader* header);
 
-// Copies a WriteId into a Command; INVALID_ARGUMENT if it is inconsistent.
-grpc::Status ApplyWriteId(const v1::WriteId& write, v1::Command* command);
+// Copies a WriteId into a Command; the error (INVALID_ARGUMENT,
+// MALFORMED_COMMAND) if it is inconsistent.
+std::optional<CallError> ApplyWriteId(const v1::WriteId& write, v1::Command* command);
 
 // ClientApi-free helpers used by every service.
 // Proposes `command` for `call` and hands a successful result, with a

@@ -12,8 +12,8 @@ grpc::ServerUnaryReactor* ElectionService::Campaign(grpc::CallbackServerContext*
                                                     v1::CampaignResponse* response) {
   auto call = UnaryCall<v1::CampaignResponse>::Create(context, response);
   v1::Command command;
-  if (grpc::Status s = ApplyWriteId(request->write(), &command); !s.ok()) {
-    call->Complete(s);
+  if (auto error = ApplyWriteId(request->write(), &command)) {
+    call->Fail(*error);
     return call.get();
   }
   auto* campaign = command.mutable_election_campaign();
@@ -76,8 +76,8 @@ grpc::ServerUnaryReactor* ElectionService::Proclaim(grpc::CallbackServerContext*
                                                     v1::ProclaimResponse* response) {
   auto call = UnaryCall<v1::ProclaimResponse>::Create(context, response);
   v1::Command command;
-  if (grpc::Status s = ApplyWriteId(request->write(), &command); !s.ok()) {
-    call->Complete(s);
+  if (auto error = ApplyWriteId(request->write(), &command)) {
+    call->Fail(*error);
     return call.get();
   }
   auto* proclaim = command.mutable_election_proclaim();
@@ -97,8 +97,8 @@ grpc::ServerUnaryReactor* ElectionService::Resign(grpc::CallbackServerContext* c
                                                   v1::ResignResponse* response) {
   auto call = UnaryCall<v1::ResignResponse>::Create(context, response);
   v1::Command command;
-  if (grpc::Status s = ApplyWriteId(request->write(), &command); !s.ok()) {
-    call->Complete(s);
+  if (auto error = ApplyWriteId(request->write(), &command)) {
+    call->Fail(*error);
     return call.get();
   }
   auto* resign = command.mutable_election_resign();

@@ -172,8 +172,8 @@ grpc::ServerUnaryReactor* LeaseService::Grant(grpc::CallbackServerContext* conte
                                               v1::LeaseGrantResponse* response) {
   auto call = UnaryCall<v1::LeaseGrantResponse>::Create(context, response);
   v1::Command command;
-  if (grpc::Status s = ApplyWriteId(request->write(), &command); !s.ok()) {
-    call->Complete(s);
+  if (auto error = ApplyWriteId(request->write(), &command)) {
+    call->Fail(*error);
     return call.get();
   }
   command.mutable_lease_grant()->set_ttl_ms(request->ttl_ms());
@@ -195,8 +195,8 @@ grpc::ServerUnaryReactor* LeaseService::Revoke(grpc::CallbackServerContext* cont
                                                v1::LeaseRevokeResponse* response) {
   auto call = UnaryCall<v1::LeaseRevokeResponse>::Create(context, response);
   v1::Command command;
-  if (grpc::Status s = ApplyWriteId(request->write(), &command); !s.ok()) {
-    call->Complete(s);
+  if (auto error = ApplyWriteId(request->write(), &command)) {
+    call->Fail(*error);
     return call.get();
   }
   command.mutable_lease_revoke()->set_lease_id(request->lease_id());

@@ -12,8 +12,8 @@ grpc::ServerUnaryReactor* LockService::Acquire(grpc::CallbackServerContext* cont
                                                v1::LockAcquireResponse* response) {
   auto call = UnaryCall<v1::LockAcquireResponse>::Create(context, response);
   v1::Command command;
-  if (grpc::Status s = ApplyWriteId(request->write(), &command); !s.ok()) {
-    call->Complete(s);
+  if (auto error = ApplyWriteId(request->write(), &command)) {
+    call->Fail(*error);
     return call.get();
   }
   auto* acquire = command.mutable_lock_acquire();
@@ -87,8 +87,8 @@ grpc::ServerUnaryReactor* LockService::Release(grpc::CallbackServerContext* cont
                                                v1::LockReleaseResponse* response) {
   auto call = UnaryCall<v1::LockReleaseResponse>::Create(context, response);
   v1::Command command;
-  if (grpc::Status s = ApplyWriteId(request->write(), &command); !s.ok()) {
-    call->Complete(s);
+  if (auto error = ApplyWriteId(request->write(), &command)) {
+    call->Fail(*error);
     return call.get();
   }
   auto* release = command.mutable_lock_release();

@@ -49,6 +49,14 @@ raftlock::v1::LeaderHint LeaderHintIn(const grpc::ClientContext& context) {
   return hint;
 }
 
+// The ErrorReason name in a finished call's trailers ("" if absent).
+std::string ReasonIn(const grpc::ClientContext& context) {
+  auto trailers = context.GetServerTrailingMetadata();
+  auto it = trailers.find("raftlock-reason");
+  if (it == trailers.end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
 }  // namespace
 
 TEST_CASE("3 nodes elect exactly one leader and serve locks through any node", "[cluster]") {
@@ -170,10 +178,19 @@ TEST_CASE("any replica refuses a malformed write INVALID_ARGUMENT, and the log d
           &context, AcquireRequest("", 12345), &response);
       CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
       CHECK_THAT(status.error_message(), Catch::Contains("name"));
-      auto trailers = context.GetServerTrailingMetadata();
-      auto reason = trailers.find("raftlock-reason");
-      REQUIRE(reason != trailers.end());
-      CHECK(std::string(reason->second.data(), reason->second.size()) == "ERROR_REASON_NAME_EMPTY");
+      CHECK(ReasonIn(context) == "ERROR_REASON_NAME_EMPTY");
+    }
+    {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + 2s);
+      LockAcquireRequest request = AcquireRequest("valid-name", 12345);
+      request.mutable_write()->set_client_id(7);  // and no sequence
+      LockAcquireResponse response;
+      grpc::Status status =
+          raftlock::v1::Lock::NewStub(channel)->Acquire(&context, request, &response);
+      CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+      CHECK_THAT(status.error_message(), Catch::Contains("write.sequence"));
+      CHECK(ReasonIn(context) == "ERROR_REASON_MALFORMED_COMMAND");
     }
     {
       grpc::ClientContext context;
