@@ -315,6 +315,9 @@ class Election:
         try:
             response = self._client._call(lambda s: s.election.Resign, request, timeout=timeout)
         except errors.RaftlockError as error:
+            if request.token == 0 and error.reason == "NOT_WAITING":
+                self._resign_write = None
+                return 0  # neither leading nor queued: nothing to resign
             if not errors.outcome_unknown(error):
                 self.token = 0  # decided: nothing is led under this token
                 self._resign_write = None

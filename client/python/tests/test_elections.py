@@ -25,6 +25,8 @@ def test_campaign_proclaim_resign(client):
         assert no_leader_epoch > epoch
         assert not ea.is_leader
         assert not ea.leader().has_leader
+        # Neither leading nor queued: a second resign has nothing to do (as in C++).
+        assert ea.resign() == 0
         assert eb.campaign("node-b", blocking=False)
         assert eb.token > ea.token or eb.token > 0
 
