@@ -31,7 +31,9 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--timeout", g.timeout,
                  "deadline (500ms, 2s, 1m); lock/elect: how long to wait to acquire "
-                 "(default forever, 0 = try once); others: default 5s");
+                 "(default forever, 0 = try once); locks acquire: how long to wait "
+                 "(default: try once); observe: how long to watch (default forever); "
+                 "cluster transfer-leader: default 10s; others: default 5s");
   app.add_flag("-v,--verbose", g.verbose, "log the SDK's retries and state changes");
 
   std::function<int()> run;
@@ -120,7 +122,8 @@ int Main(int argc, char** argv) {
   auto* observe = app.add_subcommand("observe", "print every change of an election");
   observe->add_option("name", name, "election name")->required();
   observe->add_option("--after", after_epoch, "resume after this epoch");
-  observe->add_option("--count", count, "exit after N updates (the first is the current state)");
+  observe->add_option("--count", count,
+                      "exit after N updates (without --after, the first is the current state)");
   observe->callback([&] { run = [&] { return CmdObserve(g, name, after_epoch, count); }; });
   auto* proclaim = app.add_subcommand("proclaim", "publish a new leader value (lease and token)");
   proclaim->add_option("name", name, "election name")->required();

@@ -70,8 +70,9 @@ struct ClientOptions {
       interceptors;
 };
 
-// The shortest ClientOptions::ping_interval a replica accepts, and the
-// longest ping_interval or ping_timeout.
+// The shortest ClientOptions::ping_interval the SDK allows (replicas accept
+// pings every 500 ms, so this keeps a margin), and the longest ping_interval
+// or ping_timeout.
 inline constexpr std::chrono::milliseconds kMinPingInterval{1000};
 inline constexpr std::chrono::milliseconds kMaxPingSetting{3600 * 1000};
 

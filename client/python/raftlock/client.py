@@ -51,8 +51,9 @@ _DEFAULT_CHANNEL_OPTIONS = (
     ("grpc.enable_retries", 0),
 )
 
-# The shortest ping_interval a replica accepts, and the longest ping_interval
-# or ping_timeout (seconds).
+# The shortest ping_interval the SDK allows (replicas accept pings every 0.5 s,
+# so this keeps a margin), and the longest ping_interval or ping_timeout
+# (seconds).
 MIN_PING_INTERVAL = 1.0
 MAX_PING_SETTING = 3600.0
 
@@ -133,9 +134,10 @@ class Client:
     ``ping_timeout`` closes it, so a wait parked at a paused or partitioned
     replica fails over within about ``ping_interval + ping_timeout`` instead
     of at its deadline. 0 turns pings off; otherwise 1.0 to 3600 (replicas
-    refuse faster pings). ``ping_timeout``: above 0, at most 3600; keep it
-    well above network hiccups, since a closed connection cancels a wait
-    parked at a live leader and the retry queues again at the end.
+    accept pings every 0.5 s; the SDK keeps a margin). ``ping_timeout``:
+    above 0, at most 3600; keep it well above network hiccups, since a closed
+    connection cancels a wait parked at a live leader and the retry queues
+    again at the end.
 
     ``channel_options`` are gRPC channel arguments added after the SDK's own,
     so they override them (including the ping settings above, unchecked).
@@ -434,13 +436,8 @@ class Client:
         server's, 1000; at most 10000), all within `timeout`. Pages are read
         at different indexes, so a lease may change between pages."""
         request = api_pb2.LeaseListRequest(limit=page_size)
-        leases: List[lock_pb2.LeaseInfo] = []
-        for page in self._pages(lambda s: s.lease.List, request, timeout):
-            leases.extend(page.leases)
-            if not page.more or not page.leases:
-                break
-            request.after_id = leases[-1].lease_id
-        return leases
+        return self._gather(lambda s: s.lease.List, request, timeout, "leases",
+                            lambda last: setattr(request, "after_id", last.lease_id))
 
     # ------------------------------------------------------------ lock calls
 
@@ -495,25 +492,28 @@ class Client:
         """Every lock whose name starts with `prefix`, by name; paged as
         :meth:`leases`."""
         request = api_pb2.LockListRequest(prefix=prefix, limit=page_size)
-        locks: List[lock_pb2.LockInfo] = []
-        for page in self._pages(lambda s: s.lock.List, request, timeout):
-            locks.extend(page.locks)
-            if not page.more or not page.locks:
-                break
-            request.after = locks[-1].name
-        return locks
+        return self._gather(lambda s: s.lock.List, request, timeout, "locks",
+                            lambda last: setattr(request, "after", last.name))
 
-    def _pages(self, method: Callable[[_Stubs], Callable], request, timeout: Optional[float]):
-        """Yields the answers to `request` while the caller moves it on to the
-        next page; every call shares one deadline, `timeout` from now."""
+    def _gather(self, method: Callable[[_Stubs], Callable], request, timeout: Optional[float],
+                field: str, continue_after: Callable) -> list:
+        """The entries (`field`) of every page of a List `request`. After a
+        page that says more follow, ``continue_after(last entry)`` moves the
+        request's cursor. All calls share one deadline, `timeout` from now."""
         total = self.timeout if timeout is None else float(timeout)
         deadline = time.monotonic() + total
+        entries: list = []
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise errors.DeadlineExceeded(f"the list's {total:.3f}s deadline passed between pages",
                                               code=grpc.StatusCode.DEADLINE_EXCEEDED)
-            yield self._call(method, request, timeout=left)
+            page = self._call(method, request, timeout=left)
+            got = getattr(page, field)
+            entries.extend(got)
+            if not page.more or not got:
+                return entries
+            continue_after(got[-1])
 
     def validate_token(self, name: str, token: int, *, timeout: Optional[float] = None) -> api_pb2.ValidateTokenResponse:
         """For a guarded resource: ``valid`` (token belongs to a current
