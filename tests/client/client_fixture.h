@@ -4,8 +4,10 @@
 
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <string>
@@ -22,6 +24,26 @@
 #endif
 
 namespace raftlock::testing {
+
+// A raftlockd YAML configuration in a temporary file, removed on destruction;
+// pass {"--config", path()} to TestCluster.
+class ConfigFile {
+ public:
+  explicit ConfigFile(const std::string& yaml) {
+    const int fd = mkstemps(path_, 5);
+    REQUIRE(fd >= 0);
+    const bool written = write(fd, yaml.data(), yaml.size()) == static_cast<ssize_t>(yaml.size());
+    close(fd);
+    REQUIRE(written);
+  }
+  ~ConfigFile() { unlink(path_); }
+  ConfigFile(const ConfigFile&) = delete;
+  ConfigFile& operator=(const ConfigFile&) = delete;
+  std::string path() const { return path_; }
+
+ private:
+  char path_[40] = "/tmp/raftlock-config-XXXXXX.yaml";
+};
 
 // A 3-node cluster, started and with an agreed leader. The ProcessCluster
 // member SIGKILLs every node when this is destroyed (also when a REQUIRE

@@ -295,3 +295,26 @@ TEST_CASE("LeaseList and LockList gather every page and refuse a page over 10000
   CHECK(too_big.code() == absl::StatusCode::kInvalidArgument);
   CHECK_THAT(std::string(too_big.message()), Catch::Contains("limit") && Catch::Contains("10000"));
 }
+
+TEST_CASE("an answer over gRPC's default 4 MiB (a lease holding many long names) is received",
+          "[client][sdk][limits]") {
+  // 80 locks with 60 KiB names: the lease's TimeToLive lists them all (4.7 MiB).
+  ConfigFile config("limits:\n  max_name_bytes: 65536\n");
+  TestCluster t({"--config", config.path()});
+  auto client = t.NewClient();
+  auto lease = client->LeaseGrant(Grant(30000), After(5s));
+  REQUIRE(lease.ok());
+  for (int i = 0; i < 80; ++i) {
+    v1::LockAcquireRequest acquire;
+    acquire.set_name("big/" + std::to_string(i) + "/" + std::string(60 * 1024, 'n'));
+    acquire.set_lease_id(lease->lease_id());
+    auto held = client->LockAcquire(acquire, After(5s));
+    REQUIRE(held.ok());
+    REQUIRE(held->acquired());
+  }
+  auto info = client->LeaseTimeToLive(lease->lease_id(), After(10s));
+  INFO(info.status().ToString());
+  REQUIRE(info.ok());
+  CHECK(info->ByteSizeLong() > (4u << 20));
+  CHECK(info->lease().locks_size() == 80);
+}

@@ -218,17 +218,8 @@ TEST_CASE("an observer of a quiet election keeps the Client's leader across stre
 TEST_CASE("an observer of a forgotten election is told skipped once, not on every stream",
           "[client][sdk][election]") {
   // A configuration that keeps one idle election for Observe (semantics §4).
-  char path[] = "/tmp/raftlock-forgetful-XXXXXX.yaml";
-  const int fd = mkstemps(path, 5);
-  REQUIRE(fd >= 0);
-  const std::string yaml = "limits:\n  max_idle_elections: 1\n";
-  REQUIRE(write(fd, yaml.data(), yaml.size()) == static_cast<ssize_t>(yaml.size()));
-  close(fd);
-  struct RemoveFile {
-    const char* path;
-    ~RemoveFile() { unlink(path); }
-  } remove_config{path};
-  TestCluster t({"--config", path});
+  ConfigFile config("limits:\n  max_idle_elections: 1\n");
+  TestCluster t({"--config", config.path()});
   auto client = t.NewClient();
   auto session = t.NewSession(client);
   Election forgotten(*session, "svc/forgotten");

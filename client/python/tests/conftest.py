@@ -227,8 +227,18 @@ def cluster():
 @pytest.fixture
 def forgetful_cluster(tmp_path):
     """A fresh cluster that keeps only one idle election for Observe."""
+    yield from _cluster_with_limits(tmp_path, {"max_idle_elections": 1})
+
+
+@pytest.fixture
+def long_names_cluster(tmp_path):
+    """A fresh cluster that takes lock names of up to 64 KiB."""
+    yield from _cluster_with_limits(tmp_path, {"max_name_bytes": 65536})
+
+
+def _cluster_with_limits(tmp_path, limits: dict):
     config = tmp_path / "limits.yaml"
-    config.write_text("limits:\n  max_idle_elections: 1\n")
+    config.write_text("limits:\n" + "".join(f"  {key}: {value}\n" for key, value in limits.items()))
     cluster = _make_cluster(["--config", str(config)])
     try:
         yield cluster

@@ -157,6 +157,17 @@ def test_list_and_lease_views(client):
             assert s.lease_id in [lease.lease_id for lease in client.leases()]
 
 
+def test_answer_over_grpcs_default_4_mib_is_received(long_names_cluster):
+    # 80 locks with 60 KiB names: the lease's TimeToLive lists them all (4.7 MiB).
+    with raftlock.Client(long_names_cluster.endpoints, timeout=10.0) as c:
+        lease = c.grant(30.0)
+        for i in range(80):
+            assert c.acquire(f"big/{i}/" + "n" * 60 * 1024, lease.lease_id).acquired
+        info = c.time_to_live(lease.lease_id)
+        assert info is not None and len(info.locks) == 80
+        assert info.ByteSize() > 4 << 20
+
+
 class _LostAnswer(grpc.RpcError):
     """What a call whose answer was lost looks like: UNAVAILABLE, no trailers."""
 
