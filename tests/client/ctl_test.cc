@@ -160,6 +160,38 @@ TEST_CASE("raftlockctl lease grant, keepalive, ttl, list and revoke in table and
   CHECK(too_short.code == 2);
 }
 
+TEST_CASE("raftlockctl lease list and locks list show more than the server's 1000-entry page",
+          "[client][ctl][list]") {
+  TestCluster t;
+  auto client = t.NewClient();
+  constexpr int kMany = 1001;
+  v1::LeaseGrantRequest grant;
+  grant.set_ttl_ms(60000);
+  uint64_t holder = 0;
+  for (int i = 0; i < kMany; ++i) {
+    auto lease = client->LeaseGrant(grant, After(5s));
+    REQUIRE(lease.ok());
+    holder = lease->lease_id();
+  }
+  for (int i = 0; i < kMany; ++i) {
+    v1::LockAcquireRequest acquire;
+    acquire.set_name("many/" + std::to_string(10000 + i));
+    acquire.set_lease_id(holder);
+    auto held = client->LockAcquire(acquire, After(5s));
+    REQUIRE(held.ok());
+    REQUIRE(held->acquired());
+  }
+  auto leases = t.Ctl({"-o", "json", "lease", "list"});
+  REQUIRE(leases.code == 0);
+  CHECK(ParseProtoJson<v1::LeaseListResponse>(leases.out).leases_size() == kMany);
+  auto locks = t.Ctl({"-o", "json", "locks", "list", "many/"});
+  REQUIRE(locks.code == 0);
+  auto list = ParseProtoJson<v1::LockListResponse>(locks.out);
+  REQUIRE(list.locks_size() == kMany);
+  CHECK(list.locks(0).name() == "many/10000");
+  CHECK(list.locks(kMany - 1).name() == "many/" + std::to_string(10000 + kMany - 1));
+}
+
 TEST_CASE("raftlockctl locks acquire, list, describe, validate and release with exit codes 3 and 4",
           "[client][ctl]") {
   TestCluster t;
