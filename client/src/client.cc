@@ -132,7 +132,7 @@ std::shared_ptr<Client::Endpoint> Client::EndpointFor(const std::string& address
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
     // Answers are bounded by the server's limits, not gRPC's 4 MiB default: a
     // lease holding thousands of locks has a longer TimeToLive answer.
-    args.SetMaxReceiveMessageSize(-1);
+    args.SetMaxReceiveMessageSize(kMaxAnswerBytes);
     if (options_.ping_interval.count() > 0) {
       // Pings only while calls are in flight, and without limit on pings
       // between data frames: a parked wait sends no data.

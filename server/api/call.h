@@ -134,7 +134,8 @@ grpc::Status InvalidArgument(const std::string& field, const std::string& proble
 
 // List pages (Lease.List, Lock.List): a request's `limit` 0 means
 // kDefaultListLimit; above kMaxListLimit is INVALID_ARGUMENT. A page stops
-// before kMaxListPageBytes of entries, far below gRPC's 4 MiB default.
+// before kMaxListPageBytes of entries (but takes the first entry whatever its
+// size), far below gRPC's 4 MiB default unless one entry alone is larger.
 inline constexpr uint32_t kDefaultListLimit = 1000;
 inline constexpr uint32_t kMaxListLimit = 10000;
 inline constexpr size_t kMaxListPageBytes = 1 << 20;

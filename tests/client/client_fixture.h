@@ -34,6 +34,7 @@ class ConfigFile {
     REQUIRE(fd >= 0);
     const bool written = write(fd, yaml.data(), yaml.size()) == static_cast<ssize_t>(yaml.size());
     close(fd);
+    if (!written) unlink(path_);  // the destructor does not run if this throws
     REQUIRE(written);
   }
   ~ConfigFile() { unlink(path_); }

@@ -70,6 +70,12 @@ struct ClientOptions {
       interceptors;
 };
 
+// The largest answer a Client accepts (gRPC's default is 4 MiB). At the
+// server's default limits the longest answer, a TimeToLive of a lease holding
+// 100000 locks with 256-byte names, is about 26 MiB; List pages stay below
+// 1 MiB.
+inline constexpr int kMaxAnswerBytes = 64 << 20;
+
 // The shortest ClientOptions::ping_interval the SDK allows (replicas accept
 // pings every 500 ms, so this keeps a margin), and the longest ping_interval
 // or ping_timeout.

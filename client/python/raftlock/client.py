@@ -45,13 +45,14 @@ _REASON_PREFIX = "ERROR_REASON_"
 
 # Reconnect quickly after a replica restarts (gRPC's default backoff is 1 s..120 s).
 # Answers are bounded by the server's limits, not gRPC's 4 MiB default: a lease
-# holding thousands of locks has a longer TimeToLive answer.
+# holding thousands of locks has a longer TimeToLive answer (up to about 26 MiB
+# at the default limits), so answers of up to 64 MiB are accepted.
 _DEFAULT_CHANNEL_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.enable_retries", 0),
-    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_receive_message_length", 64 << 20),
 )
 
 # The shortest ping_interval the SDK allows (replicas accept pings every 0.5 s,
