@@ -337,19 +337,24 @@ absl::StatusOr<v1::LeaseListResponse> Client::LeaseList(Deadline deadline, uint3
   v1::LeaseListRequest request;
   request.set_limit(page_size);
   v1::LeaseListResponse all;
+  // A lease id is the log index of its grant, so leases granted after the
+  // first page was read have ids above its applied index. They are left out:
+  // the list ends even while grants go on.
+  uint64_t newest_id = 0;
   while (true) {
     v1::LeaseListResponse page;
     absl::Status status =
         Call("Lease.List", {}, deadline,
              [&](Endpoint& e, grpc::ClientContext* c) { return e.lease->List(c, request, &page); });
     if (!status.ok()) return status;
+    if (newest_id == 0) newest_id = page.header().applied_index();
     *all.mutable_header() = page.header();
-    if (!page.more() || page.leases().empty()) {
-      for (auto& lease : *page.mutable_leases()) *all.add_leases() = std::move(lease);
-      return all;
+    for (auto& lease : *page.mutable_leases()) {
+      if (lease.lease_id() > newest_id) return all;
+      *all.add_leases() = std::move(lease);
     }
-    request.set_after_id(page.leases(page.leases_size() - 1).lease_id());
-    for (auto& lease : *page.mutable_leases()) *all.add_leases() = std::move(lease);
+    if (!page.more() || page.leases().empty()) return all;
+    request.set_after_id(all.leases(all.leases_size() - 1).lease_id());
   }
 }
 

@@ -22,6 +22,44 @@ v1::LeaseGrantRequest Grant(int64_t ttl_ms) {
   return request;
 }
 
+namespace gx = grpc::experimental;
+
+// Runs `after_first` (once) when the first successful Lease.List answer has
+// arrived (a follower's redirect does not count), before the Client sees it:
+// the test's way to act between two pages.
+class AfterFirstLeaseList : public gx::Interceptor {
+ public:
+  AfterFirstLeaseList(gx::ClientRpcInfo* info, std::shared_ptr<std::function<void()>> after_first)
+      : list_(std::string(info->method()).ends_with("Lease/List")),
+        after_first_(std::move(after_first)) {}
+  void Intercept(gx::InterceptorBatchMethods* methods) override {
+    if (list_ && *after_first_ &&
+        methods->QueryInterceptionHookPoint(gx::InterceptionHookPoints::POST_RECV_STATUS) &&
+        methods->GetRecvStatus()->ok()) {
+      auto run = std::move(*after_first_);
+      *after_first_ = nullptr;
+      run();
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const bool list_;
+  const std::shared_ptr<std::function<void()>> after_first_;
+};
+
+class AfterFirstLeaseListFactory : public gx::ClientInterceptorFactoryInterface {
+ public:
+  explicit AfterFirstLeaseListFactory(std::shared_ptr<std::function<void()>> after_first)
+      : after_first_(std::move(after_first)) {}
+  gx::Interceptor* CreateClientInterceptor(gx::ClientRpcInfo* info) override {
+    return new AfterFirstLeaseList(info, after_first_);
+  }
+
+ private:
+  const std::shared_ptr<std::function<void()>> after_first_;
+};
+
 bool UnavailableOrDeadline(const absl::Status& status) {
   return status.code() == absl::StatusCode::kUnavailable ||
          status.code() == absl::StatusCode::kDeadlineExceeded;
@@ -317,4 +355,37 @@ TEST_CASE("an answer over gRPC's default 4 MiB (a lease holding many long names)
   REQUIRE(info.ok());
   CHECK(info->ByteSizeLong() > (4u << 20));
   CHECK(info->lease().locks_size() == 80);
+}
+
+TEST_CASE("LeaseList leaves out leases granted after its first page, so it ends under grants",
+          "[client][sdk][list]") {
+  TestCluster t;
+  auto other = t.NewClient();
+  std::vector<uint64_t> before;
+  for (int i = 0; i < 3; ++i) {
+    auto lease = other->LeaseGrant(Grant(30000), After(5s));
+    REQUIRE(lease.ok());
+    before.push_back(lease->lease_id());
+  }
+  // Between the first page and the second, another client grants a lease.
+  uint64_t granted_meanwhile = 0;
+  auto after_first = std::make_shared<std::function<void()>>([&] {
+    auto lease = other->LeaseGrant(Grant(30000), After(5s));
+    if (lease.ok()) granted_meanwhile = lease->lease_id();
+  });
+  ClientOptions options;
+  options.endpoints = t.cluster.ClientAddresses();
+  options.interceptors = [after_first] {
+    std::vector<std::unique_ptr<gx::ClientInterceptorFactoryInterface>> factories;
+    factories.push_back(std::make_unique<AfterFirstLeaseListFactory>(after_first));
+    return factories;
+  };
+  auto client = Client::Create(std::move(options));
+  REQUIRE(client.ok());
+  auto leases = (*client)->LeaseList(After(5s), 1);
+  REQUIRE(leases.ok());
+  REQUIRE(granted_meanwhile != 0);
+  std::vector<uint64_t> listed;
+  for (const auto& lease : leases->leases()) listed.push_back(lease.lease_id());
+  CHECK(listed == before);
 }

@@ -125,7 +125,8 @@ class Client {
   absl::StatusOr<v1::LeaseTimeToLiveResponse> LeaseTimeToLive(uint64_t lease_id, Deadline deadline);
   // Every live lease, fetched in pages of `page_size` (0: the server's, 1000;
   // at most 10000), all by `deadline`. Pages are read at different indexes,
-  // so a lease may change between pages; the header is the last page's.
+  // so a lease may end between pages; leases granted after the first page was
+  // read are left out. The header is the last page's.
   absl::StatusOr<v1::LeaseListResponse> LeaseList(Deadline deadline, uint32_t page_size = 0);
 
   // ---- Lock. Acquire with wait_timeout_ms > 0 waits on the server; the

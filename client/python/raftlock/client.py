@@ -438,10 +438,14 @@ class Client:
     def leases(self, *, timeout: Optional[float] = None, page_size: int = 0) -> List[lock_pb2.LeaseInfo]:
         """Every live lease, by id, fetched in pages of `page_size` (0: the
         server's, 1000; at most 10000), all within `timeout`. Pages are read
-        at different indexes, so a lease may change between pages."""
+        at different indexes, so a lease may end between pages; leases granted
+        after the first page was read are left out."""
         request = api_pb2.LeaseListRequest(limit=page_size)
+        # A lease id is the log index of its grant: a lease granted after the
+        # first read has an id above that read's applied index.
         return self._gather(lambda s: s.lease.List, request, timeout, "leases",
-                            lambda last: setattr(request, "after_id", last.lease_id))
+                            lambda last: setattr(request, "after_id", last.lease_id),
+                            keep=lambda lease, first: lease.lease_id <= first.header.applied_index)
 
     # ------------------------------------------------------------ lock calls
 
@@ -500,21 +504,30 @@ class Client:
                             lambda last: setattr(request, "after", last.name))
 
     def _gather(self, method: Callable[[_Stubs], Callable], request, timeout: Optional[float],
-                field: str, continue_after: Callable) -> list:
+                field: str, continue_after: Callable,
+                keep: Optional[Callable] = None) -> list:
         """The entries (`field`) of every page of a List `request`. After a
         page that says more follow, ``continue_after(last entry)`` moves the
-        request's cursor. All calls share one deadline, `timeout` from now."""
+        request's cursor. The list ends at the first entry for which
+        ``keep(entry, first page)`` is false. All calls share one deadline,
+        `timeout` from now."""
         total = self.timeout if timeout is None else float(timeout)
         deadline = time.monotonic() + total
         entries: list = []
+        first = None
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise errors.DeadlineExceeded(f"the list's {total:.3f}s deadline passed between pages",
                                               code=grpc.StatusCode.DEADLINE_EXCEEDED)
             page = self._call(method, request, timeout=left)
+            if first is None:
+                first = page
             got = getattr(page, field)
-            entries.extend(got)
+            for entry in got:
+                if keep is not None and not keep(entry, first):
+                    return entries
+                entries.append(entry)
             if not page.more or not got:
                 return entries
             continue_after(got[-1])

@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 import raftlock
+from raftlock._gen import api_pb2
 
 
 def test_lock_context_manager_carries_fencing_token(client):
@@ -155,6 +156,27 @@ def test_list_and_lease_views(client):
             assert info is not None and sorted(info.locks) == ["list/a", "list/b"]
             assert info.ttl_ms == 5000 and 0 < info.ttl_remaining_ms <= 5000
             assert s.lease_id in [lease.lease_id for lease in client.leases()]
+
+
+def test_lease_list_leaves_out_leases_granted_after_its_first_page(client):
+    before = [client.grant(10.0).lease_id for _ in range(3)]
+    original = client._call
+    granted = []
+
+    def grant_after_first_list(method, request, **kwargs):
+        response = original(method, request, **kwargs)
+        if isinstance(request, api_pb2.LeaseListRequest) and not granted:
+            grant = api_pb2.LeaseGrantRequest(write=client.next_write_id(), ttl_ms=10000)
+            granted.append(original(lambda s: s.lease.Grant, grant).lease_id)
+        return response
+
+    client._call = grant_after_first_list
+    try:
+        listed = [lease.lease_id for lease in client.leases(page_size=1)]
+    finally:
+        del client._call
+    assert granted and granted[0] not in listed
+    assert set(before) <= set(listed)
 
 
 def test_answer_over_grpcs_default_4_mib_is_received(long_names_cluster):
