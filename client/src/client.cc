@@ -414,12 +414,9 @@ absl::StatusOr<v1::LockListResponse> Client::LockList(const std::string& prefix,
     });
     if (!status.ok()) return status;
     *all.mutable_header() = page.header();
-    if (!page.more() || page.locks().empty()) {
-      for (auto& lock : *page.mutable_locks()) *all.add_locks() = std::move(lock);
-      return all;
-    }
-    request.set_after(page.locks(page.locks_size() - 1).name());
     for (auto& lock : *page.mutable_locks()) *all.add_locks() = std::move(lock);
+    if (!page.more() || page.locks().empty()) return all;
+    request.set_after(all.locks(all.locks_size() - 1).name());
   }
 }
 
