@@ -13,7 +13,9 @@
 # Environment: RAFTLOCK_BUILD (build dir, default ./build), RAFTLOCK_LOCAL_DIR
 # (state: data, logs, pids; default ./.local-cluster), RAFTLOCK_PEER_BASE
 # (default 7000: node i listens on BASE+i for peers), RAFTLOCK_CLIENT_BASE
-# (default 9000: node i serves clients on BASE+i).
+# (default 9000: node i serves clients on BASE+i). `up` and `run` record the
+# two bases in the state directory; the other commands use the recorded ones.
+# `run` moves each node's earlier log to nI.prev.log and shows only new lines.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -27,6 +29,12 @@ CTL="$BUILD/client/raftlockctl"
 die() { echo "cluster.sh: $*" >&2; exit 2; }
 
 size() { cat "$DIR/size" 2>/dev/null || echo 0; }
+
+# Ports of the cluster `up` or `run` started in $DIR, if any.
+load_ports() {
+  [[ -f "$DIR/ports" ]] && read -r PEER_BASE CLIENT_BASE <"$DIR/ports"
+  return 0
+}
 
 members() {
   local n=$1 out="" i
@@ -66,6 +74,7 @@ cmd_up() {
   for ((i = 1; i <= $(size); i++)); do alive "$i" && die "node $i is running; run 'down' first"; done
   mkdir -p "$DIR"
   echo "$n" >"$DIR/size"
+  echo "$PEER_BASE $CLIENT_BASE" >"$DIR/ports"
   for ((i = 1; i <= n; i++)); do start_node "$i"; done
   sleep 0.5
   for ((i = 1; i <= n; i++)); do
@@ -116,8 +125,11 @@ cmd_down() {
 }
 
 cmd_run() {
-  local n=${1:-3}
+  local n=${1:-3} i
   trap 'echo; cmd_down; exit 0' INT TERM
+  for ((i = 1; i <= n; i++)); do
+    if ! alive "$i" && [[ -f "$DIR/n$i.log" ]]; then mv "$DIR/n$i.log" "$DIR/n$i.prev.log"; fi
+  done
   cmd_up "$n"
   echo "  Ctrl-C stops the cluster. Logs follow."
   tail -n +1 -F $(for ((i = 1; i <= n; i++)); do echo "$DIR/n$i.log"; done) &
@@ -125,6 +137,11 @@ cmd_run() {
   trap 'kill $tail_pid 2>/dev/null; echo; cmd_down; exit 0' INT TERM
   wait "$tail_pid"
 }
+
+case "${1:-}" in
+  run | up) ;;
+  *) load_ports ;;
+esac
 
 case "${1:-}" in
   run) cmd_run "${2:-3}" ;;
@@ -139,5 +156,5 @@ case "${1:-}" in
     start_node "$2"
     echo "node $2 restarted (pid $(pid_of "$2"))" ;;
   down) cmd_down ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
