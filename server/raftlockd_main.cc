@@ -133,6 +133,17 @@ int main(int argc, char** argv) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
+  // Every return below shuts the servers down with a deadline first: gRPC's
+  // destructor would wait without limit for the peers' streams, which stay
+  // open, so a node refusing to start would never exit.
+  std::unique_ptr<grpc::Server> peer_server;
+  std::unique_ptr<grpc::Server> client_server;
+  auto shut_down_servers = [&] {
+    auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(500);
+    if (client_server) client_server->Shutdown(deadline);
+    if (peer_server) peer_server->Shutdown(deadline);
+  };
+
   grpc::ServerBuilder peer_builder;
   int peer_port = 0;
   peer_builder.AddListeningPort(config.peer_listen, grpc::InsecureServerCredentials(), &peer_port);
@@ -145,9 +156,10 @@ int main(int argc, char** argv) {
   peer_builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
   peer_builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   peer_builder.RegisterService(replica->transport().service());
-  std::unique_ptr<grpc::Server> peer_server = peer_builder.BuildAndStart();
+  peer_server = peer_builder.BuildAndStart();
   if (!peer_server || peer_port == 0) {
     logger->critical("cannot listen for peers on {}", config.peer_listen);
+    shut_down_servers();
     return kExitRefused;
   }
 
@@ -163,14 +175,17 @@ int main(int argc, char** argv) {
   client_builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 500);
   client_builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   api.Register(client_builder);
-  std::unique_ptr<grpc::Server> client_server = client_builder.BuildAndStart();
+  client_server = client_builder.BuildAndStart();
   if (!client_server || client_port == 0) {
     logger->critical("cannot listen for clients on {}", config.client_listen);
+    shut_down_servers();
     return kExitRefused;
   }
 
   if (absl::Status status = replica->Start(); !status.ok()) {
     logger->critical("refusing to start: {}", std::string(status.message()));
+    api.Shutdown();
+    shut_down_servers();
     return kExitRefused;
   }
   logger->info("serving cluster '{}': peers on {}, clients on {}, {} members", config.cluster_id,
@@ -184,9 +199,7 @@ int main(int argc, char** argv) {
   client_server->GetHealthCheckService()->SetServingStatus(false);
   replica->Stop(/*transfer_leadership=*/true);
   api.Shutdown();
-  auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(500);
-  client_server->Shutdown(deadline);
-  peer_server->Shutdown(deadline);
+  shut_down_servers();
   replica.reset();
   logger->info("stopped");
   return 0;

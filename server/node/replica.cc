@@ -112,10 +112,15 @@ absl::Status Replica::Start() {
       [this] { return storage_->Sync(); },
       [this](std::vector<raft::Message> messages) { peers_->Send(std::move(messages)); },
       [this](uint64_t index, uint64_t term) {
-        Post([this, index, term] { node_->MarkDurable(index, term); });
+        (void)Post([this, index, term] { node_->MarkDurable(index, term); });
       });
   next_tick_ = Clock::now() + options_.tick;
   last_time_advance_ = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return absl::UnavailableError("the replica was stopped before it started");
+    running_ = true;
+  }
   loop_ = std::thread([this] { Loop(); });
   pthread_setname_np(loop_.native_handle(), "raft-loop");  // as `top -H` shows it
   logger_->info("term {}: replica started (applied index {}, last index {})", node_->term(),
@@ -132,7 +137,7 @@ void Replica::Stop(bool transfer_leadership, std::chrono::milliseconds wait) {
     }
   }
   if (transfer_leadership && leader().leader_id == options_.node_id) {
-    Post([this] {
+    (void)Post([this] {
       if (node_->role() != raft::Role::kLeader) return;
       raft::NodeStatus status = node_->Status();
       uint64_t best = raft::kNone;
@@ -187,20 +192,29 @@ void Replica::Stop(bool transfer_leadership, std::chrono::milliseconds wait) {
   logger_->info("replica stopped");
 }
 
-bool Replica::Post(std::function<void()> fn) {
+absl::Status Replica::AcceptingLocked() const {
+  if (stopping_) return absl::UnavailableError("the replica is shutting down");
+  if (!running_) return absl::UnavailableError("the replica is starting");
+  return absl::OkStatus();
+}
+
+absl::Status Replica::Post(std::function<void()> fn) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return false;
+    absl::Status accepting = AcceptingLocked();
+    if (!accepting.ok()) return accepting;
     inbox_.push_back(std::move(fn));
   }
   wake_.notify_one();
-  return true;
+  return absl::OkStatus();
 }
 
 void Replica::Propose(v1::Command command, ApplyCallback done) {
+  absl::Status accepting;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!stopping_) {
+    accepting = AcceptingLocked();
+    if (accepting.ok()) {
       inbox_.push_back([this, command = std::move(command), done = std::move(done)]() mutable {
         proposals_.emplace_back(std::move(command), std::move(done));
       });
@@ -208,26 +222,28 @@ void Replica::Propose(v1::Command command, ApplyCallback done) {
       return;
     }
   }
-  done(absl::UnavailableError("the replica is shutting down"));
+  done(accepting);
 }
 
 void Replica::LinearizableRead(ReadCallback read) {
+  absl::Status accepting;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!stopping_) {
+    accepting = AcceptingLocked();
+    if (accepting.ok()) {
       inbox_.push_back(
           [this, read = std::move(read)]() mutable { reads_to_start_.push_back(std::move(read)); });
       wake_.notify_one();
       return;
     }
   }
-  read(absl::UnavailableError("the replica is shutting down"), nullptr);
+  read(accepting, nullptr);
 }
 
-void Replica::RunOnLoop(std::function<void()> fn) { Post(std::move(fn)); }
+void Replica::RunOnLoop(std::function<void()> fn) { (void)Post(std::move(fn)); }
 
 void Replica::OnMessages(std::vector<raft::Message> messages) {
-  Post([this, messages = std::move(messages)] {
+  (void)Post([this, messages = std::move(messages)] {
     for (const auto& m : messages) {
       absl::Status status = node_->Step(m);
       if (!status.ok()) {
@@ -239,11 +255,11 @@ void Replica::OnMessages(std::vector<raft::Message> messages) {
 }
 
 void Replica::OnUnreachable(uint64_t peer) {
-  Post([this, peer] { node_->ReportUnreachable(peer); });
+  (void)Post([this, peer] { node_->ReportUnreachable(peer); });
 }
 
 void Replica::OnSnapshotStatus(uint64_t peer, bool success) {
-  Post([this, peer, success] { node_->ReportSnapshot(peer, success); });
+  (void)Post([this, peer, success] { node_->ReportSnapshot(peer, success); });
 }
 
 LeaderInfo Replica::leader() const {
@@ -523,7 +539,7 @@ void Replica::TransferLeadership(uint64_t target, Clock::time_point deadline,
                                  std::function<void(absl::Status, LeaderInfo)> done) {
   // Shared so that `done` is still here to answer if the loop refuses the work.
   auto answer = std::make_shared<std::function<void(absl::Status, LeaderInfo)>>(std::move(done));
-  const bool posted = Post([this, target, deadline, answer] {
+  const absl::Status posted = Post([this, target, deadline, answer] {
     auto& done = *answer;
     LeaderInfo current = LeaderInfoFor(node_->leader());
     if (options_.members.find(target) == options_.members.end()) {
@@ -552,7 +568,7 @@ void Replica::TransferLeadership(uint64_t target, Clock::time_point deadline,
     logger_->info("term {}: transferring leadership to node {}", node_->term(), target);
     transfers_.push_back(PendingTransfer{target, deadline, std::move(done)});
   });
-  if (!posted) (*answer)(absl::UnavailableError("the replica is shutting down"), leader());
+  if (!posted.ok()) (*answer)(posted, leader());
 }
 
 void Replica::CheckTransfers() {
@@ -587,7 +603,7 @@ void Replica::Status(std::function<void(absl::StatusOr<v1::StatusResponse>)> don
   // Shared so that `done` is still here to answer if the loop refuses the work.
   auto answer =
       std::make_shared<std::function<void(absl::StatusOr<v1::StatusResponse>)>>(std::move(done));
-  const bool posted = Post([this, answer] {
+  const absl::Status posted = Post([this, answer] {
     raft::NodeStatus status = node_->Status();
     v1::StatusResponse response;
     response.set_cluster_id(options_.cluster_id);
@@ -622,7 +638,7 @@ void Replica::Status(std::function<void(absl::StatusOr<v1::StatusResponse>)> don
     response.set_version("0.1.0");
     (*answer)(std::move(response));
   });
-  if (!posted) (*answer)(absl::UnavailableError("the replica is shutting down"));
+  if (!posted.ok()) (*answer)(posted);
 }
 
 }  // namespace raftlock::server

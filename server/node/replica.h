@@ -96,6 +96,7 @@ class Replica : public TransportHandler {
 
   // Restores the state machine from the latest snapshot, bootstraps an empty
   // store with the initial members, creates the Raft node and starts the loop.
+  // Calls made before it returns OK are answered UNAVAILABLE at once.
   absl::Status Start();
 
   // Stops the loop. With `transfer_leadership` a leader first hands
@@ -164,8 +165,11 @@ class Replica : public TransportHandler {
     std::function<void(absl::Status, LeaderInfo)> done;
   };
 
-  // Queues `fn` for the loop; false (and `fn` dropped) once stopping.
-  bool Post(std::function<void()> fn);
+  // Queues `fn` for the loop. Before Start() and once stopping, drops `fn`
+  // and returns the UNAVAILABLE error to answer its caller with.
+  absl::Status Post(std::function<void()> fn);
+  // OK while the loop takes work, else why not. Requires mu_.
+  absl::Status AcceptingLocked() const;
   void Loop();
   void OnTick();
   void FlushProposals();
@@ -202,6 +206,7 @@ class Replica : public TransportHandler {
   std::mutex mu_;
   std::condition_variable wake_;
   std::vector<std::function<void()>> inbox_;
+  bool running_ = false;  // Start() succeeded; work queued now will be run
   bool stopping_ = false;
   std::thread loop_;
 

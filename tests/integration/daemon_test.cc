@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "proto/transport.grpc.pb.h"
+#include "storage/data_dir.h"
 #include "tests/integration/leader_client.h"
 #include "tests/integration/process_cluster.h"
 #include "tests/integration/test_util.h"
@@ -170,4 +171,47 @@ TEST_CASE("raftlockd: idle peer connections are not closed for pinging too often
     INFO("node " << id << " log:\n" << cluster.LogTail(id, 10));
     CHECK_THAT(text.str(), !Catch::Contains("too_many_pings"));
   }
+}
+
+TEST_CASE("raftlockd: a node that refuses to start exits while its peers hold streams to it",
+          "[daemon][startup]") {
+  ProcessCluster cluster(3);
+  cluster.StartAll();
+  REQUIRE(cluster.WaitForLeader(10s) != 0);
+  REQUIRE(cluster.Terminate(3) == 0);
+  {
+    // A snapshot the state machine cannot read (its checksum is right), large
+    // enough that loading it keeps Start() busy while nodes 1 and 2, which
+    // redial every 250 ms or sooner, open their Raft streams to node 3.
+    auto data = raftlock::storage::OpenDataDir(cluster.DataDir(3), "it", 3);
+    REQUIRE(data.ok());
+    auto log = (*data)->ReleaseLogStore();
+    raftlock::raft::PersistRequest request;
+    request.snapshot.emplace();
+    request.snapshot->set_data(std::string(size_t{256} << 20, '\xff'));
+    auto* metadata = request.snapshot->mutable_metadata();
+    metadata->set_index(log->LastIndex() + 1000);
+    metadata->set_term(1000);
+    for (uint64_t id : {1, 2, 3}) metadata->mutable_conf_state()->add_voters(id);
+    REQUIRE(log->Persist(request).ok());
+  }
+  cluster.Start(3);
+  // Hold a stream open too, as a peer would, as soon as the port accepts one.
+  auto stub = raftlock::v1::RaftTransport::NewStub(
+      grpc::CreateChannel(cluster.PeerAddress(3), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_wait_for_ready(true);
+  context.set_deadline(std::chrono::system_clock::now() + 30s);
+  raftlock::v1::RaftStreamSummary summary;
+  auto writer = stub->Stream(&context, &summary);
+  raftlock::v1::RaftBatch empty;
+  empty.set_cluster_id("it");
+  empty.set_from(1);
+  empty.set_to(3);
+  writer->Write(empty);
+
+  const int exit_code = cluster.WaitExit(3, 20s);
+  CHECK(exit_code == 1);  // kExitRefused; -1: still running after 20 s, then killed
+  CHECK_THAT(cluster.LogTail(3), Catch::Contains("cannot restore the state machine"));
+  context.TryCancel();
 }

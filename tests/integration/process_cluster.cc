@@ -164,6 +164,11 @@ int ProcessCluster::Terminate(int id, std::chrono::milliseconds wait) {
   if (pids_[id] <= 0) return -1;
   kill(pids_[id], SIGCONT);
   kill(pids_[id], SIGTERM);
+  return WaitExit(id, wait);
+}
+
+int ProcessCluster::WaitExit(int id, std::chrono::milliseconds wait) {
+  if (pids_[id] <= 0) return -1;
   auto deadline = std::chrono::steady_clock::now() + wait;
   int status = 0;
   while (std::chrono::steady_clock::now() < deadline) {

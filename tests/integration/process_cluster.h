@@ -39,6 +39,9 @@ class ProcessCluster {
   // SIGTERM; waits up to `wait` for a clean exit, returns its exit status
   // (-1 if it had to be killed).
   int Terminate(int id, std::chrono::milliseconds wait = std::chrono::milliseconds(5000));
+  // Waits up to `wait` for node `id` to exit by itself and returns its exit
+  // status; -1 if it was not running, or had to be killed after `wait`.
+  int WaitExit(int id, std::chrono::milliseconds wait);
   bool Running(int id) const;
 
   std::string ClientAddress(int id) const;

@@ -179,6 +179,26 @@ TEST_CASE(
   replica.Stop();
 }
 
+namespace {
+
+// Calls Status, TransferLeadership, Propose and LinearizableRead on `replica`
+// and returns the answers each gave before returning (nullopt: none yet).
+std::vector<std::optional<absl::Status>> AskEverything(Replica& replica) {
+  std::vector<std::optional<absl::Status>> answers(4);
+  replica.Status([&](absl::StatusOr<v1::StatusResponse> status) { answers[0] = status.status(); });
+  replica.TransferLeadership(2, Clock::now() + milliseconds(1000),
+                             [&](absl::Status status, LeaderInfo) { answers[1] = status; });
+  v1::Command command;
+  command.mutable_time_advance();
+  replica.Propose(std::move(command),
+                  [&](absl::StatusOr<lock::ApplyResult> result) { answers[2] = result.status(); });
+  replica.LinearizableRead(
+      [&](absl::Status status, const lock::LockStateMachine*) { answers[3] = status; });
+  return answers;
+}
+
+}  // namespace
+
 TEST_CASE("a stopped replica answers every request UNAVAILABLE instead of dropping it",
           "[replica][shutdown]") {
   CapturingSender* peers = nullptr;
@@ -186,22 +206,26 @@ TEST_CASE("a stopped replica answers every request UNAVAILABLE instead of droppi
   REQUIRE(replica.Start().ok());
   replica.Stop();
   // Each callback runs before its call returns: nothing is left to run it.
-  std::optional<absl::Status> status_answer;
-  replica.Status(
-      [&](absl::StatusOr<v1::StatusResponse> status) { status_answer = status.status(); });
-  std::optional<absl::Status> transfer_answer;
-  replica.TransferLeadership(2, Clock::now() + milliseconds(1000),
-                             [&](absl::Status status, LeaderInfo) { transfer_answer = status; });
-  std::optional<absl::Status> propose_answer;
-  v1::Command command;
-  command.mutable_time_advance();
-  replica.Propose(std::move(command), [&](absl::StatusOr<lock::ApplyResult> result) {
-    propose_answer = result.status();
-  });
-  std::optional<absl::Status> read_answer;
-  replica.LinearizableRead(
-      [&](absl::Status status, const lock::LockStateMachine*) { read_answer = status; });
-  for (const auto& answer : {status_answer, transfer_answer, propose_answer, read_answer}) {
+  for (const auto& answer : AskEverything(replica)) {
+    REQUIRE(answer.has_value());
+    CHECK(answer->code() == absl::StatusCode::kUnavailable);
+  }
+}
+
+// raftlockd serves calls before Start() (and Start() can fail): a call queued
+// for a loop that never runs would never be answered, and gRPC's server
+// shutdown waits for every open call, so the refused daemon would never exit.
+TEST_CASE("a replica that has not started answers every request UNAVAILABLE at once",
+          "[replica][shutdown]") {
+  CapturingSender* peers = nullptr;
+  Replica replica(TestOptions(&peers), std::make_unique<raft::MemoryStorage>(), NullLogger());
+  for (const auto& answer : AskEverything(replica)) {
+    REQUIRE(answer.has_value());
+    CHECK(answer->code() == absl::StatusCode::kUnavailable);
+    CHECK(answer->message() == "the replica is starting");
+  }
+  replica.Stop();
+  for (const auto& answer : AskEverything(replica)) {
     REQUIRE(answer.has_value());
     CHECK(answer->code() == absl::StatusCode::kUnavailable);
   }
