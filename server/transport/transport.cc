@@ -5,9 +5,11 @@
 #include <zlib.h>
 
 #include <atomic>
+#include <list>
 #include <mutex>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "proto/transport.grpc.pb.h"
 #include "server/transport/peer_link.h"
 
@@ -19,6 +21,14 @@ using raftlock::v1::SnapshotAck;
 using raftlock::v1::SnapshotChunk;
 
 namespace {
+
+// A snapshot larger than this is refused before any of it is received; far
+// above what the state machine's limits allow, it only stops absurd sizes.
+constexpr uint64_t kMaxSnapshotBytes = uint64_t{64} << 30;
+// Memory reserved up front for an incoming snapshot, whatever size it claims.
+constexpr uint64_t kSnapshotReserveBytes = uint64_t{64} << 20;
+// How much of a refused peer's cluster id a log line shows.
+constexpr size_t kMaxShownClusterId = 64;
 
 uint32_t Crc32(const std::string& data) {
   uLong crc = crc32(0L, Z_NULL, 0);
@@ -99,12 +109,13 @@ class Transport::Impl : public raftlock::v1::RaftTransport::CallbackService {
   void Shutdown() {
     if (shut_down_.exchange(true)) return;
     for (auto& [id, link] : links_) link->Shutdown();
-    std::vector<std::thread> senders;
+    std::list<std::unique_ptr<SnapshotSender>> senders;
     {
       std::lock_guard<std::mutex> lock(snapshot_mu_);
       senders.swap(snapshot_senders_);
+      for (auto& sender : senders) sender->context.TryCancel();
     }
-    for (auto& t : senders) t.join();
+    for (auto& sender : senders) sender->thread.join();
   }
 
   // --- Receiving ---------------------------------------------------------
@@ -113,11 +124,14 @@ class Transport::Impl : public raftlock::v1::RaftTransport::CallbackService {
   // meant for this node. Returns OK or the status to end the call with.
   grpc::Status CheckSender(const std::string& cluster_id, uint64_t from, uint64_t to) {
     if (cluster_id != options_.cluster_id) {
+      // Escaped and cut: the id comes from the peer and goes into one log line.
+      const std::string shown = absl::CEscape(cluster_id.substr(0, kMaxShownClusterId)) +
+                                (cluster_id.size() > kMaxShownClusterId ? "..." : "");
       logger_->warn("refused peer message from node {} of cluster '{}' (this is cluster '{}')",
-                    from, cluster_id, options_.cluster_id);
-      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                          "cluster_id '" + cluster_id + "' does not match this cluster '" +
-                              options_.cluster_id + "'");
+                    from, shown, options_.cluster_id);
+      return grpc::Status(
+          grpc::StatusCode::PERMISSION_DENIED,
+          "cluster_id '" + shown + "' does not match this cluster '" + options_.cluster_id + "'");
     }
     if (options_.peers.find(from) == options_.peers.end()) {
       logger_->warn("refused peer message from unknown node {}", from);
@@ -191,10 +205,26 @@ class Transport::Impl : public raftlock::v1::RaftTransport::CallbackService {
                               "first snapshot chunk must carry the MSG_SNAP header"));
           return;
         }
+        if (chunk_.header().from() != chunk_.from() || chunk_.header().to() != chunk_.to()) {
+          Finish(grpc::Status(
+              grpc::StatusCode::INVALID_ARGUMENT,
+              "snapshot header from node " + std::to_string(chunk_.header().from()) + " to node " +
+                  std::to_string(chunk_.header().to()) + " does not match the chunk's sender " +
+                  std::to_string(chunk_.from()) + " and receiver " + std::to_string(chunk_.to())));
+          return;
+        }
+        if (chunk_.total_size() > kMaxSnapshotBytes) {
+          Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              "snapshot total_size " + std::to_string(chunk_.total_size()) +
+                                  " exceeds the limit of " + std::to_string(kMaxSnapshotBytes) +
+                                  " bytes"));
+          return;
+        }
         header_ = chunk_.header();
         total_size_ = chunk_.total_size();
         crc_ = chunk_.crc32();
-        data_.reserve(total_size_);
+        // Grows with the data that actually arrives beyond this.
+        data_.reserve(std::min<uint64_t>(total_size_, kSnapshotReserveBytes));
         started_ = true;
       }
       if (chunk_.offset() != data_.size() || data_.size() + chunk_.data().size() > total_size_) {
@@ -261,20 +291,37 @@ class Transport::Impl : public raftlock::v1::RaftTransport::CallbackService {
     auto stub = it->second;
     std::lock_guard<std::mutex> lock(snapshot_mu_);
     if (shut_down_) return;
-    snapshot_senders_.emplace_back([this, stub, peer, message = std::move(message)]() mutable {
-      bool ok = StreamSnapshot(stub.get(), std::move(message));
+    // Join the transfers that have ended, so threads do not pile up on a
+    // long-lived leader.
+    for (auto sender = snapshot_senders_.begin(); sender != snapshot_senders_.end();) {
+      if ((*sender)->finished) {
+        (*sender)->thread.join();
+        sender = snapshot_senders_.erase(sender);
+      } else {
+        ++sender;
+      }
+    }
+    auto sender = std::make_unique<SnapshotSender>();
+    SnapshotSender* const self = sender.get();
+    self->context.set_deadline(std::chrono::system_clock::now() + options_.snapshot_timeout);
+    self->thread = std::thread([this, self, stub, peer, message = std::move(message)]() mutable {
+      bool ok = StreamSnapshot(stub.get(), &self->context, std::move(message));
       handler_->OnSnapshotStatus(peer, ok);
+      self->finished = true;
     });
+    snapshot_senders_.push_back(std::move(sender));
   }
 
-  bool StreamSnapshot(raftlock::v1::RaftTransport::Stub* stub, RaftMessage message) {
+  // Streams `message`'s snapshot in chunks on `context` (which carries the
+  // deadline and can be cancelled from another thread). True once the peer
+  // has acknowledged all of it.
+  bool StreamSnapshot(raftlock::v1::RaftTransport::Stub* stub, grpc::ClientContext* context,
+                      RaftMessage message) {
     const uint64_t peer = message.to();
     std::string data = std::move(*message.mutable_snapshot()->mutable_data());
     message.mutable_snapshot()->clear_data();
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + options_.snapshot_timeout);
     SnapshotAck ack;
-    auto writer = stub->InstallSnapshot(&context, &ack);
+    auto writer = stub->InstallSnapshot(context, &ack);
     uint64_t offset = 0;
     bool first = true;
     bool ok = true;
@@ -313,8 +360,15 @@ class Transport::Impl : public raftlock::v1::RaftTransport::CallbackService {
   std::map<uint64_t, std::shared_ptr<raftlock::v1::RaftTransport::Stub>> stubs_;
   std::map<uint64_t, std::unique_ptr<PeerLink>> links_;
   std::atomic<bool> shut_down_{false};
+  // One snapshot transfer: its thread, and its call's context, which Shutdown
+  // cancels so that it never waits out a transfer's deadline.
+  struct SnapshotSender {
+    grpc::ClientContext context;
+    std::thread thread;
+    std::atomic<bool> finished{false};
+  };
   std::mutex snapshot_mu_;
-  std::vector<std::thread> snapshot_senders_;
+  std::list<std::unique_ptr<SnapshotSender>> snapshot_senders_;
 };
 
 Transport::Transport(TransportOptions options, TransportHandler* handler,

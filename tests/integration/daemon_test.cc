@@ -130,6 +130,47 @@ TEST_CASE("raftlockd: peer messages from another cluster or an unknown node are 
   CHECK(status->term() < 1000);
 }
 
+TEST_CASE("raftlockd: snapshot chunks with a forged header or an absurd size are refused",
+          "[daemon][transport][snapshot]") {
+  ProcessCluster cluster(3);
+  cluster.StartAll();
+  REQUIRE(cluster.WaitForLeader(10s) != 0);
+  auto stub = raftlock::v1::RaftTransport::NewStub(
+      grpc::CreateChannel(cluster.PeerAddress(1), grpc::InsecureChannelCredentials()));
+  // Node 2 sends node 1 the first chunk of a snapshot whose header claims
+  // `header_from` as its sender, with `total_size` bytes to follow.
+  auto send = [&](uint64_t header_from, uint64_t total_size) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 3s);
+    raftlock::v1::SnapshotAck ack;
+    auto writer = stub->InstallSnapshot(&context, &ack);
+    raftlock::v1::SnapshotChunk chunk;
+    chunk.set_cluster_id("it");
+    chunk.set_from(2);
+    chunk.set_to(1);
+    chunk.set_total_size(total_size);
+    auto* header = chunk.mutable_header();
+    header->set_type(raftlock::v1::MSG_SNAP);
+    header->set_from(header_from);
+    header->set_to(1);
+    header->set_term(1000);  // would depose the leader if accepted
+    header->mutable_snapshot()->mutable_metadata()->set_index(1000000);
+    header->mutable_snapshot()->mutable_metadata()->set_term(1000);
+    writer->Write(chunk);
+    writer->WritesDone();
+    return writer->Finish();
+  };
+  grpc::Status forged = send(/*header_from=*/9, /*total_size=*/0);
+  CHECK(forged.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(forged.error_message(), Catch::Contains("does not match the chunk's sender 2"));
+  grpc::Status absurd = send(/*header_from=*/2, /*total_size=*/UINT64_MAX);
+  CHECK(absurd.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(absurd.error_message(), Catch::Contains("total_size"));
+  auto status = cluster.Status(1);
+  REQUIRE(status);
+  CHECK(status->term() < 1000);
+}
+
 TEST_CASE("raftlockd: SIGTERM on the leader hands leadership over and exits 0",
           "[daemon][shutdown]") {
   ProcessCluster cluster(3);
