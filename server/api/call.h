@@ -79,16 +79,25 @@ class UnaryCall : public grpc::ServerUnaryReactor {
     return finished_;
   }
 
-  // Runs when the client cancels or its deadline passes (before OnDone).
+  // Runs `on_cancel` when the client cancels or its deadline passes (before
+  // OnDone), or at once on this thread if that has already happened, so a
+  // hook set while OnCancel runs is never missed.
   void SetOnCancel(std::function<void()> on_cancel) {
-    std::lock_guard<std::mutex> lock(mu_);
-    on_cancel_ = std::move(on_cancel);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!cancelled_) {
+        on_cancel_ = std::move(on_cancel);
+        return;
+      }
+    }
+    on_cancel();
   }
 
   void OnCancel() override {
     std::function<void()> on_cancel;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      cancelled_ = true;
       on_cancel.swap(on_cancel_);
     }
     if (on_cancel) on_cancel();
@@ -111,6 +120,7 @@ class UnaryCall : public grpc::ServerUnaryReactor {
   Response* const response_;
   mutable std::mutex mu_;
   bool finished_ = false;
+  bool cancelled_ = false;  // OnCancel has run (or is running)
   std::function<void()> on_cancel_;
   std::shared_ptr<UnaryCall> self_;
 };

@@ -120,10 +120,9 @@ class ClientApi {
     auto waiter = std::make_shared<ParkedCall<Response>>(replica_, call, std::move(fill));
     std::weak_ptr<Waiter> which = waiter;
     ParkWaiter(election, name, lease, std::move(waiter));
+    // Runs at once if the call was cancelled before this point.
     call->SetOnCancel(
         [this, election, name, lease, which] { WithdrawWait(election, name, lease, which); });
-    // The call may have been cancelled before the hook was set.
-    if (call->finished()) WithdrawWait(election, name, lease, which);
   }
   // If `which` is still parked for the wait of (election?, name, lease):
   // unparks it and, when no other call waits for that wait, proposes its
