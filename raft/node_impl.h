@@ -133,6 +133,9 @@ class Node::Impl {
   uint64_t config_index_ = 0;
   ReadOnly read_only_;
   std::vector<std::string> pending_read_ctxs_;  // waiting for a commit in this term
+  // The last error (other than "temporarily unavailable") that kept the
+  // snapshot from being loaded for a follower; logged once per change.
+  std::string snapshot_load_error_;
 
   std::vector<Message> msgs_;
   std::vector<ReadState> read_states_;

@@ -34,7 +34,19 @@ bool Node::Impl::MaybeSendAppend(uint64_t to, bool send_if_empty) {
     // The follower needs entries we compacted: send the snapshot instead.
     if (!pr.recent_active) return false;
     absl::StatusOr<Snapshot> snap = raft_log_.GetSnapshot();
-    if (!snap.ok()) return false;  // e.g. temporarily unavailable: retry later
+    if (!snap.ok()) {
+      // Temporarily unavailable: retry later. Any other error keeps every
+      // lagging follower behind until it is fixed, so it is logged (once,
+      // not at every heartbeat).
+      const std::string error = snap.status().ToString();
+      if (!IsSnapshotTemporarilyUnavailable(snap.status()) && error != snapshot_load_error_) {
+        log_->error("raft node {} term {}: cannot load the snapshot that node {} needs: {}", id_,
+                    term_, to, error);
+        snapshot_load_error_ = error;
+      }
+      return false;
+    }
+    snapshot_load_error_.clear();
     if (snap->metadata().index() == 0) return false;
     const uint64_t snap_index = snap->metadata().index();
     Message m;

@@ -1,6 +1,11 @@
 // ReadIndex (thesis 6.4), leadership transfer (thesis 3.10), snapshots
 // (section 7) and membership from the log (thesis 4.1).
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
 #include <catch2/catch.hpp>
+#include <memory>
+#include <sstream>
 
 #include "tests/raft/harness.h"
 
@@ -9,14 +14,16 @@ namespace {
 
 using namespace raftlock::v1;
 
-// A store whose snapshot can be made temporarily unavailable.
+// A store whose snapshot can be made temporarily unavailable, or unreadable.
 class FlakySnapshotStorage : public MemoryStorage {
  public:
   absl::StatusOr<Snapshot> GetSnapshot() const override {
     if (busy) return SnapshotTemporarilyUnavailableError();
+    if (corrupt) return absl::DataLossError("snapshot file checksum mismatch");
     return MemoryStorage::GetSnapshot();
   }
   bool busy = false;
+  bool corrupt = false;
 };
 
 Message HeartbeatResp(uint64_t from, uint64_t term, const std::string& ctx = "") {
@@ -238,6 +245,44 @@ TEST_CASE("§7 a temporarily unavailable snapshot is retried later", "[snapshot]
   CHECK(OfType(s.Drain(), MSG_SNAP).empty());
   CHECK(s.node->Status().progress.at(3).state == ProgressState::kProbe);
   raw->busy = false;
+  s.Step(HeartbeatResp(3, 2));
+  CHECK(OfType(s.Drain(), MSG_SNAP).size() == 1);
+}
+
+TEST_CASE("§7 a snapshot that cannot be loaded is logged once, not at every heartbeat",
+          "[snapshot]") {
+  std::ostringstream log_text;
+  auto logger = std::make_shared<spdlog::logger>(
+      "raft-test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log_text));
+  auto st = std::make_unique<FlakySnapshotStorage>();
+  FlakySnapshotStorage* raw = st.get();
+  REQUIRE(Node::Bootstrap(*st, {1, 2, 3}).ok());
+  Solo s(std::move(st), 1, [&](Config& c) { c.logger = logger; });
+  s.Drain();
+  s.node->Campaign();
+  s.Drain();
+  s.Step(Msg(MSG_VOTE_RESP, 2, 1, 2));
+  s.Drain();
+  s.Step(AppResp(2, 2, 4));
+  s.Drain();
+  REQUIRE(raw->CreateSnapshot(4, s.node->conf_state(), "img").ok());
+  REQUIRE(raw->Compact(4).ok());
+  raw->corrupt = true;
+  for (int i = 0; i < 5; ++i) {
+    s.Step(HeartbeatResp(3, 2));
+    CHECK(OfType(s.Drain(), MSG_SNAP).empty());
+  }
+  auto count = [&](const std::string& needle) {
+    const std::string text = log_text.str();
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  CHECK(count("cannot load the snapshot that node 3 needs") == 1);
+  CHECK(count("checksum mismatch") == 1);
+  raw->corrupt = false;
   s.Step(HeartbeatResp(3, 2));
   CHECK(OfType(s.Drain(), MSG_SNAP).size() == 1);
 }
