@@ -393,6 +393,18 @@ void Replica::HandleReady() {
     // the syncer, which then sends the acknowledgements that waited for it.
     const bool sync_on_loop = rd.snapshot.has_value() || rd.term_or_vote_changed;
     if (sync_on_loop) syncer_->WaitIdle();
+    if (rd.snapshot) {
+      // Restored before it is written: a snapshot this build cannot read
+      // stops the node while its log is still on disk, so a restart (or an
+      // upgrade) finds the node as it was rather than a log the unreadable
+      // snapshot has replaced. Restore leaves the state unchanged on error.
+      absl::Status restored = state_.Restore(rd.snapshot->data());
+      if (!restored.ok()) {
+        storage::FailStop("installing the snapshot at index " +
+                              std::to_string(rd.snapshot->metadata().index()) + " from the leader",
+                          restored.ToString());
+      }
+    }
     if (rd.snapshot || !rd.entries.empty() || rd.hard_state) {
       raft::PersistRequest request;
       request.snapshot = rd.snapshot;
@@ -404,10 +416,6 @@ void Replica::HandleReady() {
     }
     SendAfterDurable(rd, sync_on_loop);
     if (rd.snapshot) {
-      absl::Status restored = state_.Restore(rd.snapshot->data());
-      if (!restored.ok()) {
-        storage::FailStop("installing a snapshot from the leader", restored.ToString());
-      }
       applied_ = rd.snapshot->metadata().index();
       snapshot_index_ = applied_;
       logger_->info("term {}: installed snapshot at index {}", node_->term(), applied_);

@@ -10,6 +10,7 @@
 
 #include "proto/transport.grpc.pb.h"
 #include "storage/data_dir.h"
+#include "storage/fail_stop.h"
 #include "tests/integration/leader_client.h"
 #include "tests/integration/process_cluster.h"
 #include "tests/integration/test_util.h"
@@ -34,6 +35,16 @@ RunResult RunDaemon(const std::string& args) {
   int status = pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+// CRC-32 (zlib's polynomial), as the peer transport checks snapshot data.
+uint32_t Crc32(const std::string& data) {
+  uint32_t crc = 0xFFFFFFFFu;
+  for (unsigned char byte : data) {
+    crc ^= byte;
+    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
 }
 
 std::string TempDir() {
@@ -255,4 +266,49 @@ TEST_CASE("raftlockd: a node that refuses to start exits while its peers hold st
   CHECK(exit_code == 1);  // kExitRefused; -1: still running after 20 s, then killed
   CHECK_THAT(cluster.LogTail(3), Catch::Contains("cannot restore the state machine"));
   context.TryCancel();
+}
+
+TEST_CASE("raftlockd: a snapshot it cannot read stops the node before it replaces the log",
+          "[daemon][snapshot]") {
+  ProcessCluster cluster(3);
+  cluster.StartAll();
+  REQUIRE(cluster.WaitForLeader(10s) != 0);
+  // Node 2, as leader of a later term, sends node 1 a snapshot whose data this
+  // build cannot read (a newer format, or a bug), with a correct checksum.
+  const std::string data = "not a lock snapshot";
+  auto stub = raftlock::v1::RaftTransport::NewStub(
+      grpc::CreateChannel(cluster.PeerAddress(1), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 3s);
+  raftlock::v1::SnapshotAck ack;
+  auto writer = stub->InstallSnapshot(&context, &ack);
+  raftlock::v1::SnapshotChunk chunk;
+  chunk.set_cluster_id("it");
+  chunk.set_from(2);
+  chunk.set_to(1);
+  chunk.set_total_size(data.size());
+  chunk.set_crc32(Crc32(data));
+  chunk.set_data(data);
+  auto* header = chunk.mutable_header();
+  header->set_type(raftlock::v1::MSG_SNAP);
+  header->set_from(2);
+  header->set_to(1);
+  header->set_term(1000);
+  auto* metadata = header->mutable_snapshot()->mutable_metadata();
+  metadata->set_index(1000000);
+  metadata->set_term(1000);
+  for (uint64_t id : {1, 2, 3}) metadata->mutable_conf_state()->add_voters(id);
+  writer->Write(chunk);
+  writer->WritesDone();
+  CHECK(writer->Finish().ok());
+
+  CHECK(cluster.WaitExit(1, 10s) == raftlock::storage::kFailStopExitCode);
+  CHECK_THAT(cluster.LogTail(1), Catch::Contains("installing the snapshot at index 1000000"));
+  // Its log was not replaced: it starts again and rejoins the cluster.
+  cluster.Start(1);
+  REQUIRE(cluster.WaitForLeader(10s) != 0);
+  auto status = cluster.Status(1);
+  REQUIRE(status);
+  CHECK(status->term() < 1000);
+  CHECK(status->snapshot_index() < 1000000);
 }
