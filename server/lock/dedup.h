@@ -41,7 +41,10 @@ class DedupTable {
 
   void ToSnapshot(v1::LockSnapshot* out) const;
   void FromSnapshot(const v1::LockSnapshot& in);
-  std::string CheckInvariants() const;
+  // "" if the table is consistent. `bounds`: also that it holds at most
+  // max_dedup_clients clients (a restored table may hold more, under lower
+  // limits than it was written with, until new clients evict the excess).
+  std::string CheckInvariants(bool bounds = true) const;
 
  private:
   struct Client {

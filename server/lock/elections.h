@@ -59,7 +59,8 @@ class Elections {
 
   void ToSnapshot(v1::LockSnapshot* out) const;
   void FromSnapshot(const v1::LockSnapshot& in);
-  std::string CheckInvariants(const LeaseTable& leases, int64_t now_ms) const;
+  // `bounds`: also that at most max_idle_elections idle elections are kept.
+  std::string CheckInvariants(const LeaseTable& leases, int64_t now_ms, bool bounds = true) const;
 
  private:
   struct Meta {

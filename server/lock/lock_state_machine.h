@@ -114,7 +114,8 @@ class LockStateMachine {
   // A 64-bit fingerprint of the whole state (FNV-1a of Snapshot()).
   uint64_t Digest() const;
   // Internal invariants (never two exclusive holders, holders <= permits, no
-  // grantable head waiter, indexes consistent, nothing past its deadline). "" if all hold.
+  // grantable head waiter, indexes consistent, nothing past its deadline, and
+  // the count limits). "" if all hold.
   std::string CheckInvariants() const;
 
   // Direct read access for checkers.
@@ -124,6 +125,11 @@ class LockStateMachine {
   const DedupTable& dedup() const { return dedup_; }
 
  private:
+  // CheckInvariants; `bounds` false leaves out the count limits (max_leases,
+  // max_dedup_clients, max_idle_elections), which a snapshot written under
+  // higher limits may exceed: Restore accepts it, and new work is refused or
+  // evicts until the state is back under the limits.
+  std::string CheckInvariantsImpl(bool bounds) const;
   void ExpireDue(uint64_t index, std::vector<v1::LockEvent>* events);
   void EndLease(uint64_t lease, v1::EndReason reason, uint64_t index,
                 std::vector<v1::LockEvent>* events, v1::LeaseRevokeResult* counts);

@@ -111,6 +111,40 @@ TEST_CASE("snapshot: garbage or an inconsistent image is refused and the state i
   CHECK(b.Snapshot() == before);
 }
 
+// Limits are configuration: an operator may lower them, or one replica may
+// briefly run with others. A state written under higher limits must still
+// restore (else every replica refuses its own snapshot and cannot restart);
+// new work is then refused, or evicts, until it is back under them.
+TEST_CASE("snapshot: a state over lower count limits still restores", "[snapshot]") {
+  LockStateMachine a(TestLimits());
+  int64_t t = 0;
+  uint64_t index = 0;
+  auto apply = [&](v1::Command c) {
+    c.set_cluster_time_ms(t += 10);
+    a.Apply(++index, c);
+  };
+  for (uint64_t client = 1; client <= 4; ++client) apply(WithClient(Grant(5000), client, 1));
+  for (const char* name : {"e1", "e2"}) {
+    apply(Campaign(name, 1, "v"));
+    apply(Resign(name, 1, index));
+  }
+  REQUIRE(a.CheckInvariants().empty());
+  REQUIRE(a.leases().size() == 4);
+  REQUIRE(a.dedup().size() == 4);
+
+  Limits lower = TestLimits();
+  lower.max_leases = 2;
+  lower.max_dedup_clients = 2;
+  lower.max_idle_elections = 1;
+  LockStateMachine b(lower);
+  REQUIRE(b.Restore(a.Snapshot()).ok());
+  CHECK(b.Snapshot() == a.Snapshot());
+  // Over max_leases: a new grant is refused.
+  v1::Command grant = Grant(5000);
+  grant.set_cluster_time_ms(t + 10);
+  CHECK(b.Apply(index + 1, grant).result.code() != 0);
+}
+
 TEST_CASE("snapshot: equal logs give equal digests, different states differ", "[snapshot]") {
   auto log = RichLog();
   LockStateMachine a(TestLimits()), b(TestLimits());
