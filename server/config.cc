@@ -58,6 +58,37 @@ absl::Status ValidAddress(const std::string& key, const std::string& address) {
     if (!_status.ok()) return _status; \
   } while (0)
 
+// Every limit in a range where the state machine stays consistent: a count
+// of 0 would have nothing to keep (the exactly-once table would keep its
+// current client regardless), and durations far beyond any use would
+// saturate cluster-time arithmetic.
+absl::Status ValidateLimits(const lock::Limits& l) {
+  constexpr int64_t kTenYearsMs = int64_t{10} * 366 * 24 * 3600 * 1000;
+  constexpr size_t kMaxBytes = size_t{1} << 20;
+  auto in = [](const char* key, auto value, auto low, auto high) -> absl::Status {
+    if (value >= low && value <= high) return absl::OkStatus();
+    return KeyError(std::string("limits.") + key,
+                    "must be in [" + std::to_string(low) + ", " + std::to_string(high) + "]");
+  };
+  RETURN_IF_ERROR(in("max_name_bytes", l.max_name_bytes, size_t{1}, kMaxBytes));
+  RETURN_IF_ERROR(in("max_value_bytes", l.max_value_bytes, size_t{0}, kMaxBytes));
+  RETURN_IF_ERROR(in("max_ttl_ms", l.max_ttl_ms, int64_t{1}, kTenYearsMs));
+  RETURN_IF_ERROR(in("min_ttl_ms", l.min_ttl_ms, int64_t{1}, l.max_ttl_ms));
+  RETURN_IF_ERROR(in("max_wait_timeout_ms", l.max_wait_timeout_ms, int64_t{1}, kTenYearsMs));
+  RETURN_IF_ERROR(in("max_permits", l.max_permits, uint32_t{1}, uint32_t{1} << 31));
+  constexpr size_t kMaxCount = size_t{1} << 32;
+  RETURN_IF_ERROR(in("max_leases", l.max_leases, size_t{1}, kMaxCount));
+  RETURN_IF_ERROR(in("max_locks", l.max_locks, size_t{1}, kMaxCount));
+  RETURN_IF_ERROR(in("max_elections", l.max_elections, size_t{1}, kMaxCount));
+  RETURN_IF_ERROR(in("max_waiters_per_lock", l.max_waiters_per_lock, size_t{1}, kMaxCount));
+  RETURN_IF_ERROR(in("max_dedup_clients", l.max_dedup_clients, size_t{1}, kMaxCount));
+  RETURN_IF_ERROR(in("dedup_window", l.dedup_window, size_t{1}, size_t{1} << 16));
+  RETURN_IF_ERROR(in("dedup_retention_ms", l.dedup_retention_ms, int64_t{0}, kTenYearsMs));
+  RETURN_IF_ERROR(in("election_history", l.election_history, size_t{1}, size_t{1} << 16));
+  RETURN_IF_ERROR(in("max_idle_elections", l.max_idle_elections, size_t{0}, kMaxCount));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 const char* DefaultTimingReason() {
@@ -217,9 +248,7 @@ absl::Status ValidateConfig(ServerConfig* config) {
   }
   if (config->snapshot_interval < 1) return KeyError("raft.snapshot_interval", "must be >= 1");
   if (config->time_advance_ms < 1) return KeyError("raft.time_advance_ms", "must be >= 1");
-  if (config->limits.min_ttl_ms < 1 || config->limits.min_ttl_ms > config->limits.max_ttl_ms) {
-    return KeyError("limits.min_ttl_ms", "must be in [1, limits.max_ttl_ms]");
-  }
+  RETURN_IF_ERROR(ValidateLimits(config->limits));
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   bool level_ok = false;
   for (const char* level : kLevels) level_ok = level_ok || config->log_level == level;

@@ -81,6 +81,14 @@ TEST_CASE("raftlockd: an invalid config file exits 2 naming the key", "[daemon][
   CHECK(not_member.exit_code == 2);
   CHECK_THAT(not_member.output, Catch::Contains("members"));
 
+  // Each limit has a range; 0 clients would leave the exactly-once table over
+  // its bound, and every snapshot would then be refused.
+  RunResult no_dedup = write("node_id: 1\ndata_dir: " + dir +
+                             "/d\nmembers:\n  - {id: 1, peer: 127.0.0.1:1, client: "
+                             "127.0.0.1:2}\nlimits: {max_dedup_clients: 0}\n");
+  CHECK(no_dedup.exit_code == 2);
+  CHECK_THAT(no_dedup.output, Catch::Contains("limits.max_dedup_clients: must be in [1, "));
+
   RunResult bad_address =
       RunDaemon("--node-id 1 --data-dir " + dir + "/d --members 1=localhost/127.0.0.1:5");
   CHECK(bad_address.exit_code == 2);
