@@ -205,11 +205,17 @@ v1::ObserveResult Elections::Observe(const std::string& name, uint64_t after_epo
     r.set_skipped(after_epoch > 0 && after_epoch < last_epoch_);
     return r;
   }
-  if (after_epoch < it->second.dropped_through) {
+  const Meta& meta = it->second;
+  // An observer's after_epoch is 0 or the epoch of an event of this name. One
+  // older than the kept history that is not its last dropped event was lost:
+  // trimmed, or in an earlier use of the name that was forgotten while idle.
+  const uint64_t oldest_kept = meta.history.empty() ? 0 : meta.history.front().epoch();
+  if (after_epoch < meta.dropped_through ||
+      (after_epoch > meta.dropped_through && after_epoch < oldest_kept)) {
     r.set_skipped(true);
     return r;
   }
-  for (const v1::ElectionEvent& ev : it->second.history) {
+  for (const v1::ElectionEvent& ev : meta.history) {
     if (ev.epoch() > after_epoch) *r.add_events() = ev;
   }
   return r;

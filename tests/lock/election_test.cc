@@ -245,6 +245,27 @@ TEST_CASE("election: idle elections beyond the bound are forgotten, observers ar
   CHECK_FALSE(h.sm.Observe("e2", 0).skipped());
 }
 
+TEST_CASE("election: an observer resuming on a forgotten election used again is told skipped",
+          "[election][observe][limits]") {
+  Harness h;  // max_idle_elections = 2
+  const uint64_t a = h.NewLease();
+  auto c0 = h.Do(Campaign("e0", a, "v")).result.election_campaign();
+  const uint64_t seen = c0.epoch();  // the observer saw ELECTED, then lost its stream
+  h.Do(Resign("e0", a, c0.token()));
+  for (const char* name : {"e1", "e2"}) {  // e0 is forgotten: three idle elections
+    auto c = h.Do(Campaign(name, a, "v")).result.election_campaign();
+    h.Do(Resign(name, a, c.token()));
+  }
+  h.Do(Campaign("e0", a, "w"));  // used again: a new history starts
+  v1::ObserveResult o = h.sm.Observe("e0", seen);
+  CHECK(o.skipped());  // the NO_LEADER after `seen` is gone
+  CHECK(o.current().value() == "w");
+  // From its own history an observer resumes without a gap.
+  const uint64_t now = o.current().epoch();
+  CHECK_FALSE(h.sm.Observe("e0", now).skipped());
+  CHECK_FALSE(h.sm.Observe("e0", 0).skipped());
+}
+
 TEST_CASE("election: a value over the limit is rejected", "[election][validation]") {
   Harness h;  // max_value_bytes = 8
   const uint64_t a = h.NewLease();
