@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <limits>
 #include <thread>
 
 #include "client/src/internal.h"
@@ -74,10 +75,19 @@ absl::Status RunWaitingCall(const WaitingCallText& text, Deadline deadline, bool
   const Deadline attempts_end = AttemptsEnd(deadline);
   const std::string timed_out = text.call + ": " + text.not_granted + " before the deadline";
   bool waited = false;  // an earlier attempt of this call waited on the server
+  // Lowered when the cluster's limits.max_wait_timeout_ms is below a wait.
+  int64_t wait_cap_ms = std::numeric_limits<int64_t>::max();
   while (true) {
     if (Clock::now() >= attempts_end) return absl::DeadlineExceededError(timed_out);
-    const int64_t wait_ms = try_once ? 0 : WaitBudgetMs(attempts_end);
+    const int64_t wait_ms = try_once ? 0 : std::min(WaitBudgetMs(attempts_end), wait_cap_ms);
     absl::StatusOr<WaitingAttempt> answer = attempt(wait_ms, attempts_end);
+    if (!answer.ok() && wait_ms > 1 &&
+        ErrorReason(answer.status()) == "ERROR_REASON_WAIT_TIMEOUT_OUT_OF_RANGE") {
+      // Refused before it reached the log: wait less per attempt (halving
+      // finds any limit within a few refusals) and keep waiting.
+      wait_cap_ms = wait_ms / 2;
+      continue;
+    }
     if (!answer.ok()) {
       if (OutcomeUnknown(answer.status())) abandon();
       if (answer.status().code() == absl::StatusCode::kDeadlineExceeded) {

@@ -4,6 +4,7 @@
 #include <future>
 #include <thread>
 
+#include "raftlock/election.h"
 #include "raftlock/mutex.h"
 #include "tests/client/client_fixture.h"
 
@@ -444,4 +445,37 @@ TEST_CASE("two waiting Locks of one session on one name are both answered by the
   REQUIRE(d.ok());
   REQUIRE(d->lock().holders_size() == 1);
   CHECK(d->lock().holders(0).lease_id() == shared_session->lease_id());
+}
+
+TEST_CASE("Lock and Campaign wait in steps a cluster with a short max_wait_timeout_ms accepts",
+          "[client][sdk][lock][limits]") {
+  // The SDK asks the server to wait up to an hour per attempt; a cluster may
+  // allow less (here 1 s), and then answers WAIT_TIMEOUT_OUT_OF_RANGE.
+  ConfigFile config("limits:\n  max_wait_timeout_ms: 1000\n");
+  TestCluster t({"--config", config.path()});
+  auto client = t.NewClient();
+  auto session_a = t.NewSession(client);
+  auto session_b = t.NewSession(t.NewClient());
+
+  Mutex a(*session_a, "short-waits/lock");
+  Mutex b(*session_b, "short-waits/lock");
+  REQUIRE(a.Lock(After(5s)).ok());
+  auto waiting = std::async(std::launch::async, [&] { return b.Lock(After(10s)); });
+  std::this_thread::sleep_for(2500ms);  // more than two of the server's waits
+  REQUIRE(a.Unlock(After(5s)).ok());
+  absl::Status granted = waiting.get();
+  INFO(granted.ToString());
+  CHECK(granted.ok());
+  CHECK(b.held());
+
+  Election first(*session_a, "short-waits/election");
+  Election second(*session_b, "short-waits/election");
+  REQUIRE(first.Campaign("a", After(5s)).ok());
+  auto campaigning =
+      std::async(std::launch::async, [&] { return second.Campaign("b", After(10s)); });
+  std::this_thread::sleep_for(2500ms);
+  REQUIRE(first.Resign(After(5s)).ok());
+  absl::Status elected = campaigning.get();
+  INFO(elected.ToString());
+  CHECK(elected.ok());
 }

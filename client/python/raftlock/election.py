@@ -250,14 +250,14 @@ class Election:
             self._session = self._client.session(self._ttl)
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         payload = _bytes(value)
+        wait_cap = _WAIT_CHUNK if deadline is None else float("inf")
         while True:
             self._session.check()
             if not blocking:
                 wait = 0.0
-            elif deadline is None:
-                wait = _WAIT_CHUNK
             else:
-                wait = max(0.0, deadline - time.monotonic())
+                wait = wait_cap if deadline is None else min(wait_cap, deadline - time.monotonic())
+                wait = max(0.0, wait)
                 if wait <= 0.001:
                     wait = 0.0
             request = api_pb2.CampaignRequest(write=self._client.next_write_id(), name=self.name,
@@ -268,6 +268,11 @@ class Election:
                                               timeout=wait + self._client.timeout,
                                               attempt_timeout=wait + self._client.attempt_timeout)
             except errors.RaftlockError as error:
+                if error.reason == "WAIT_TIMEOUT_OUT_OF_RANGE" and wait > 0.002:
+                    # The cluster's limits.max_wait_timeout_ms is below this
+                    # wait (refused before the log): wait less per call.
+                    wait_cap = wait / 2
+                    continue
                 if errors.outcome_unknown(error):
                     self._withdraw(request)  # carries the write id last sent
                 raise

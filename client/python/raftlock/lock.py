@@ -83,14 +83,13 @@ class Lock:
         self._session.check()
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         self.why_not = ""
+        wait_cap = _WAIT_CHUNK if deadline is None else float("inf")
         try:
             while True:
                 if not blocking:
                     wait = 0.0
-                elif deadline is None:
-                    wait = _WAIT_CHUNK
                 else:
-                    wait = deadline - time.monotonic()
+                    wait = wait_cap if deadline is None else min(wait_cap, deadline - time.monotonic())
                     if wait <= 0.001:
                         wait = 0.0
                 self._session.check()
@@ -100,6 +99,11 @@ class Lock:
                                                     shared=self.shared, permits=self.permits,
                                                     wait=wait, write_id=write_id)
                 except errors.RaftlockError as error:
+                    if error.reason == "WAIT_TIMEOUT_OUT_OF_RANGE" and wait > 0.002:
+                        # The cluster's limits.max_wait_timeout_ms is below this
+                        # wait (refused before the log): wait less per call.
+                        wait_cap = wait / 2
+                        continue
                     if errors.outcome_unknown(error):
                         self._withdraw(write_id)
                     raise
@@ -121,7 +125,7 @@ class Lock:
                 if why == "timed_out" and blocking and deadline is None:
                     continue  # the chunk ended: wait again
                 if why == "timed_out" and blocking and deadline - time.monotonic() > 0.05 and wait > 0:
-                    continue  # server and local clocks differ a little: use the rest
+                    continue  # a capped wait, or clocks that differ a little: use the rest
                 return False
         except BaseException:
             if not self._held:

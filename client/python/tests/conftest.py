@@ -231,6 +231,12 @@ def forgetful_cluster(tmp_path):
 
 
 @pytest.fixture
+def short_waits_cluster(tmp_path):
+    """A fresh cluster whose server-side waits last at most 1 s."""
+    yield from _cluster_with_limits(tmp_path, {"max_wait_timeout_ms": 1000})
+
+
+@pytest.fixture
 def long_names_cluster(tmp_path):
     """A fresh cluster that takes lock names of up to 64 KiB."""
     yield from _cluster_with_limits(tmp_path, {"max_name_bytes": 65536})

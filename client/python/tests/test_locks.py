@@ -190,6 +190,33 @@ def test_answer_over_grpcs_default_4_mib_is_received(long_names_cluster):
         assert info.ByteSize() > 4 << 20
 
 
+def test_lock_and_campaign_wait_in_steps_a_short_max_wait_accepts(short_waits_cluster):
+    # The SDK asks for waits of up to its whole timeout; this cluster allows
+    # 1 s and answers WAIT_TIMEOUT_OUT_OF_RANGE above that.
+    with raftlock.Client(short_waits_cluster.endpoints, timeout=5.0) as c, \
+            c.session(ttl=10.0) as a, c.session(ttl=10.0) as b:
+        holder = a.lock("short-waits/lock")
+        assert holder.acquire()
+        leader = a.election("short-waits/election")
+        assert leader.campaign("a", timeout=5.0)
+        results = {}
+
+        def wait_for_both():
+            lock = b.lock("short-waits/lock", timeout=10.0)
+            results["locked"] = lock.acquire()
+            results["elected"] = b.election("short-waits/election").campaign("b", timeout=10.0)
+
+        waiter = threading.Thread(target=wait_for_both, daemon=True)
+        waiter.start()
+        time.sleep(2.5)  # more than two of the server's waits
+        holder.release()
+        time.sleep(2.5)
+        leader.resign()
+        waiter.join(timeout=15.0)
+        assert not waiter.is_alive()
+        assert results == {"locked": True, "elected": True}
+
+
 class _LostAnswer(grpc.RpcError):
     """What a call whose answer was lost looks like: UNAVAILABLE, no trailers."""
 
