@@ -47,6 +47,39 @@ uint32_t Crc32(const std::string& data) {
   return ~crc;
 }
 
+// Sends node 1 of `cluster` one whole-snapshot chunk as node 2 would, with
+// `data`, claiming `total_size` bytes; the MSG_SNAP header says it comes
+// from `header_from` at term 1000 and covers index 1000000. Returns the
+// call's status.
+grpc::Status SendSnapshotChunk(const ProcessCluster& cluster, uint64_t header_from,
+                               const std::string& data, uint64_t total_size) {
+  auto stub = raftlock::v1::RaftTransport::NewStub(
+      grpc::CreateChannel(cluster.PeerAddress(1), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 3s);
+  raftlock::v1::SnapshotAck ack;
+  auto writer = stub->InstallSnapshot(&context, &ack);
+  raftlock::v1::SnapshotChunk chunk;
+  chunk.set_cluster_id("it");
+  chunk.set_from(2);
+  chunk.set_to(1);
+  chunk.set_total_size(total_size);
+  chunk.set_crc32(Crc32(data));
+  chunk.set_data(data);
+  auto* header = chunk.mutable_header();
+  header->set_type(raftlock::v1::MSG_SNAP);
+  header->set_from(header_from);
+  header->set_to(1);
+  header->set_term(1000);  // would depose the leader if accepted
+  auto* metadata = header->mutable_snapshot()->mutable_metadata();
+  metadata->set_index(1000000);
+  metadata->set_term(1000);
+  for (uint64_t id : {1, 2, 3}) metadata->mutable_conf_state()->add_voters(id);
+  writer->Write(chunk);
+  writer->WritesDone();
+  return writer->Finish();
+}
+
 std::string TempDir() {
   char tmpl[] = "/tmp/raftlock-daemon-XXXXXX";
   REQUIRE(mkdtemp(tmpl) != nullptr);
@@ -154,35 +187,11 @@ TEST_CASE("raftlockd: snapshot chunks with a forged header or an absurd size are
   ProcessCluster cluster(3);
   cluster.StartAll();
   REQUIRE(cluster.WaitForLeader(10s) != 0);
-  auto stub = raftlock::v1::RaftTransport::NewStub(
-      grpc::CreateChannel(cluster.PeerAddress(1), grpc::InsecureChannelCredentials()));
-  // Node 2 sends node 1 the first chunk of a snapshot whose header claims
-  // `header_from` as its sender, with `total_size` bytes to follow.
-  auto send = [&](uint64_t header_from, uint64_t total_size) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + 3s);
-    raftlock::v1::SnapshotAck ack;
-    auto writer = stub->InstallSnapshot(&context, &ack);
-    raftlock::v1::SnapshotChunk chunk;
-    chunk.set_cluster_id("it");
-    chunk.set_from(2);
-    chunk.set_to(1);
-    chunk.set_total_size(total_size);
-    auto* header = chunk.mutable_header();
-    header->set_type(raftlock::v1::MSG_SNAP);
-    header->set_from(header_from);
-    header->set_to(1);
-    header->set_term(1000);  // would depose the leader if accepted
-    header->mutable_snapshot()->mutable_metadata()->set_index(1000000);
-    header->mutable_snapshot()->mutable_metadata()->set_term(1000);
-    writer->Write(chunk);
-    writer->WritesDone();
-    return writer->Finish();
-  };
-  grpc::Status forged = send(/*header_from=*/9, /*total_size=*/0);
+  // Node 2 sends a snapshot whose header claims node 9 sent it.
+  grpc::Status forged = SendSnapshotChunk(cluster, /*header_from=*/9, "", 0);
   CHECK(forged.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   CHECK_THAT(forged.error_message(), Catch::Contains("does not match the chunk's sender 2"));
-  grpc::Status absurd = send(/*header_from=*/2, /*total_size=*/UINT64_MAX);
+  grpc::Status absurd = SendSnapshotChunk(cluster, /*header_from=*/2, "", UINT64_MAX);
   CHECK(absurd.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   CHECK_THAT(absurd.error_message(), Catch::Contains("total_size"));
   auto status = cluster.Status(1);
@@ -284,31 +293,7 @@ TEST_CASE("raftlockd: a snapshot it cannot read stops the node before it replace
   // Node 2, as leader of a later term, sends node 1 a snapshot whose data this
   // build cannot read (a newer format, or a bug), with a correct checksum.
   const std::string data = "not a lock snapshot";
-  auto stub = raftlock::v1::RaftTransport::NewStub(
-      grpc::CreateChannel(cluster.PeerAddress(1), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + 3s);
-  raftlock::v1::SnapshotAck ack;
-  auto writer = stub->InstallSnapshot(&context, &ack);
-  raftlock::v1::SnapshotChunk chunk;
-  chunk.set_cluster_id("it");
-  chunk.set_from(2);
-  chunk.set_to(1);
-  chunk.set_total_size(data.size());
-  chunk.set_crc32(Crc32(data));
-  chunk.set_data(data);
-  auto* header = chunk.mutable_header();
-  header->set_type(raftlock::v1::MSG_SNAP);
-  header->set_from(2);
-  header->set_to(1);
-  header->set_term(1000);
-  auto* metadata = header->mutable_snapshot()->mutable_metadata();
-  metadata->set_index(1000000);
-  metadata->set_term(1000);
-  for (uint64_t id : {1, 2, 3}) metadata->mutable_conf_state()->add_voters(id);
-  writer->Write(chunk);
-  writer->WritesDone();
-  CHECK(writer->Finish().ok());
+  CHECK(SendSnapshotChunk(cluster, /*header_from=*/2, data, data.size()).ok());
 
   CHECK(cluster.WaitExit(1, 10s) == raftlock::storage::kFailStopExitCode);
   CHECK_THAT(cluster.LogTail(1), Catch::Contains("installing the snapshot at index 1000000"));
