@@ -129,6 +129,7 @@ struct AcquirePhase::State {
 };
 
 AcquirePhase::AcquirePhase(std::shared_ptr<Client> client) : state_(std::make_shared<State>()) {
+  WatchInterrupts();
   state_->client = std::move(client);
   Interrupted().OnCancel([state = state_] {
     int phase = state->phase.load();
@@ -313,6 +314,7 @@ int CmdLeaseGrant(const Globals& g, const std::string& ttl_text) {
 }
 
 int CmdLeaseKeepAlive(const Globals& g, uint64_t lease, bool once) {
+  if (!once) WatchInterrupts();
   auto timeout = TimeoutOr(g, kDefaultRpcTimeout);
   if (!timeout) return kExitBadInput;
   auto client = Connect(g);

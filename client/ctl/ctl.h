@@ -63,6 +63,10 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows);
 // signal to the command being run, if any.
 void InstallSignalWatcher();
 CancellationToken Interrupted();
+// Called by a command that checks Interrupted() itself (lock, elect, observe,
+// lease keepalive). For any other command an interrupt exits the process at
+// once with 128 + the signal number; the replicas then cancel its call.
+void WatchInterrupts();
 // Where the watcher forwards signals: kill(target, signal); 0: nowhere.
 void ForwardSignalsTo(pid_t target);
 int LastSignal();

@@ -124,6 +124,7 @@ int CmdLeader(const Globals& g, const std::string& name) {
 }
 
 int CmdObserve(const Globals& g, const std::string& name, uint64_t after_epoch, int count) {
+  WatchInterrupts();
   std::optional<milliseconds> limit;
   if (!g.timeout.empty()) {
     limit = TimeoutOr(g, kForever);

@@ -155,6 +155,7 @@ CancellationToken& InterruptToken() {
 }
 std::atomic<pid_t> g_forward_target{0};
 std::atomic<int> g_last_signal{0};
+std::atomic<bool> g_interrupts_watched{false};
 
 }  // namespace
 
@@ -176,12 +177,17 @@ void InstallSignalWatcher() {
       // own signal already; anything sent to raftlockctl alone is passed on.
       const bool from_terminal = info.si_code == SI_KERNEL;
       if (target < 0 || (target > 0 && !from_terminal)) kill(target, signal);
+      if (!g_interrupts_watched.load()) {
+        std::fprintf(stderr, "raftlockctl: interrupted by signal %d\n", signal);
+        std::_Exit(128 + signal);
+      }
       InterruptToken().Cancel(std::string("interrupted by signal ") + std::to_string(signal));
     }
   }).detach();
 }
 
 CancellationToken Interrupted() { return InterruptToken(); }
+void WatchInterrupts() { g_interrupts_watched = true; }
 void ForwardSignalsTo(pid_t target) { g_forward_target = target; }
 int LastSignal() { return g_last_signal.load(); }
 

@@ -39,6 +39,20 @@ RunResult CtlNoCluster(std::vector<std::string> args,
 
 }  // namespace
 
+TEST_CASE("raftlockctl stops at Ctrl-C even while a call waits for an unreachable cluster",
+          "[client][ctl][signals]") {
+  const std::string nowhere = UnusedEndpoint();
+  for (int signal : {SIGINT, SIGTERM}) {
+    ChildProcess ctl(
+        {RAFTLOCKCTL_PATH, "--endpoints", nowhere, "--timeout", "60s", "locks", "list"});
+    std::this_thread::sleep_for(500ms);  // retrying the unreachable endpoint
+    ctl.Signal(signal);
+    auto code = ctl.Wait(5s);  // not after the 60-s timeout
+    REQUIRE(code.has_value());
+    CHECK(*code == 128 + signal);
+  }
+}
+
 TEST_CASE("raftlockctl exit codes for bad input (2) and an unreachable cluster (5)",
           "[client][ctl]") {
   const std::string nowhere = UnusedEndpoint();
