@@ -12,6 +12,7 @@ from typing import Optional, Tuple, Union
 import grpc
 
 from . import errors
+from ._waits import attempts_end, time_left, use_the_rest, wait_budget
 from ._gen import api_pb2, cluster_pb2, lock_pb2
 
 log = logging.getLogger("raftlock")
@@ -245,27 +246,36 @@ class Election:
                  timeout: Optional[float] = None) -> bool:
         """Becomes leader with `value`, waiting in FIFO order (up to `timeout`
         seconds, or until elected when None). Returns False when not elected
-        (busy with ``blocking=False``, or timed out)."""
+        (busy with ``blocking=False``, or timed out); returns (or raises) by
+        its timeout, withdrawing an unanswered candidacy included."""
         if self._session is None:
             self._session = self._client.session(self._ttl)
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        end = None if deadline is None else attempts_end(deadline)
         payload = _bytes(value)
         wait_cap = _WAIT_CHUNK if deadline is None else float("inf")
+        attempted = False
+        waited = False  # an attempt of this call waited on the server
         while True:
             self._session.check()
-            if not blocking:
-                wait = 0.0
+            call_timeout = self._client.timeout  # beyond the wait
+            if deadline is None:
+                wait = wait_cap if blocking else 0.0
+            elif time.monotonic() < end:
+                wait, left = wait_budget(end, wait_cap if blocking else 0.0)
+                call_timeout = max(0.0, left - wait)
+            elif attempted:
+                self.why_not = self.why_not or "timed_out"
+                return False
             else:
-                wait = wait_cap if deadline is None else min(wait_cap, deadline - time.monotonic())
-                wait = max(0.0, wait)
-                if wait <= 0.001:
-                    wait = 0.0
+                wait = 0.0  # no time to wait (timeout 0): try once
+            attempted = True
             request = api_pb2.CampaignRequest(write=self._client.next_write_id(), name=self.name,
                                               lease_id=self._session.lease_id, value=payload,
                                               wait_timeout_ms=int(round(wait * 1000)))
             try:
                 response = self._client._call(lambda s: s.election.Campaign, request,
-                                              timeout=wait + self._client.timeout,
+                                              timeout=wait + call_timeout,
                                               attempt_timeout=wait + self._client.attempt_timeout)
             except errors.RaftlockError as error:
                 if error.reason == "WAIT_TIMEOUT_OUT_OF_RANGE" and wait > 0.002:
@@ -274,7 +284,7 @@ class Election:
                     wait_cap = wait / 2
                     continue
                 if errors.outcome_unknown(error):
-                    self._withdraw(request)  # carries the write id last sent
+                    self._withdraw(request, time_left(deadline))  # carries the write id last sent
                 raise
             if response.elected:
                 self.token = response.token
@@ -293,9 +303,13 @@ class Election:
             self.why_not = why
             if why == "lease_ended":
                 raise errors.SessionLost(f"the lease ended while campaigning for {self.name!r}")
-            if why == "timed_out" and blocking and wait > 0 and (
-                    deadline is None or deadline - time.monotonic() > 0.05):
-                continue
+            if why == "timed_out" and blocking and end is None:
+                continue  # the chunk ended: wait again
+            waited = waited or wait > 0
+            if blocking and waited and why in ("timed_out", "busy"):
+                if use_the_rest(end, wait):
+                    continue  # wait again, or poll once the rest is too short to wait
+                self.why_not = "timed_out"  # not busy: this call waited its time
             return False
 
     def proclaim(self, value: Union[str, bytes], *, timeout: Optional[float] = None) -> int:
@@ -339,21 +353,28 @@ class Election:
             self.epoch = response.epoch
         return response.epoch if response.was_leader else 0
 
-    def _withdraw(self, request: api_pb2.CampaignRequest) -> None:
+    def _withdraw(self, request: api_pb2.CampaignRequest, timeout: Optional[float] = None) -> None:
         """After a campaign whose outcome is unknown: asks again with the same
         write id (the server answers its first outcome; a queued candidacy is
-        withdrawn when this try-once call ends) and resigns a leadership won.
-        Best effort; an owned session is revoked anyway."""
+        withdrawn when this try-once call ends) and resigns a leadership won,
+        all within `timeout` (None: the client's). Best effort; an owned
+        session is revoked anyway."""
+        if timeout is not None and timeout <= 0:
+            log.warning("raftlock: no time left to withdraw the unanswered campaign for %r",
+                        self.name)
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
         probe = api_pb2.CampaignRequest()
         probe.CopyFrom(request)
         probe.wait_timeout_ms = 0
         try:
-            response = self._client._call(lambda s: s.election.Campaign, probe)
+            response = self._client._call(lambda s: s.election.Campaign, probe, timeout=timeout)
             if response.elected:
                 resign = api_pb2.ResignRequest(write=self._client.next_write_id(), name=self.name,
                                                lease_id=self._session.lease_id,
                                                token=response.token)
-                self._client._call(lambda s: s.election.Resign, resign)
+                self._client._call(lambda s: s.election.Resign, resign,
+                                   timeout=time_left(deadline))
         except errors.RaftlockError as error:
             log.warning("raftlock: could not withdraw the unanswered campaign for %r: %s",
                         self.name, error)

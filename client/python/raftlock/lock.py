@@ -8,6 +8,7 @@ from typing import Optional
 
 from . import errors
 from ._gen import api_pb2
+from ._waits import attempts_end, time_left, use_the_rest, wait_budget
 
 log = logging.getLogger("raftlock")
 
@@ -71,8 +72,9 @@ class Lock:
 
     def acquire(self, blocking: Optional[bool] = None, timeout: Optional[float] = None) -> bool:
         """Acquires the lock; returns False when busy (try-once) or when
-        `timeout` seconds passed without a grant. `timeout=None` with
-        blocking waits until granted (in chunks, each call with a deadline).
+        `timeout` seconds passed without a grant. It returns (or raises) by
+        its timeout, withdrawing an unanswered wait included. `timeout=None`
+        with blocking waits until granted (in chunks, each call with a deadline).
         Raises :class:`~raftlock.errors.SessionLost` if the lease ends."""
         if self._held:
             raise RuntimeError(f"lock {self.name!r} is already held by this handle")
@@ -82,22 +84,32 @@ class Lock:
             self._session = self._client.session(self._ttl)
         self._session.check()
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        end = None if deadline is None else attempts_end(deadline)
         self.why_not = ""
         wait_cap = _WAIT_CHUNK if deadline is None else float("inf")
+        attempted = False
+        waited = False  # an attempt of this call waited on the server
         try:
             while True:
-                if not blocking:
-                    wait = 0.0
+                call_timeout = None  # None: the client's own timeout beyond the wait
+                if deadline is None:
+                    wait = wait_cap if blocking else 0.0
+                elif time.monotonic() < end:
+                    wait, left = wait_budget(end, wait_cap if blocking else 0.0)
+                    call_timeout = max(0.0, left - wait)
+                elif attempted:
+                    self.why_not = self.why_not or "timed_out"
+                    return False
                 else:
-                    wait = wait_cap if deadline is None else min(wait_cap, deadline - time.monotonic())
-                    if wait <= 0.001:
-                        wait = 0.0
+                    wait = 0.0  # no time to wait (timeout 0): try once
+                attempted = True
                 self._session.check()
                 write_id = self._client.next_write_id()
                 try:
                     response = self._client.acquire(self.name, self._session.lease_id,
                                                     shared=self.shared, permits=self.permits,
-                                                    wait=wait, write_id=write_id)
+                                                    wait=wait, timeout=call_timeout,
+                                                    write_id=write_id)
                 except errors.RaftlockError as error:
                     if error.reason == "WAIT_TIMEOUT_OUT_OF_RANGE" and wait > 0.002:
                         # The cluster's limits.max_wait_timeout_ms is below this
@@ -105,7 +117,7 @@ class Lock:
                         wait_cap = wait / 2
                         continue
                     if errors.outcome_unknown(error):
-                        self._withdraw(write_id)
+                        self._withdraw(write_id, time_left(deadline))
                     raise
                 self.header = response.header
                 if response.acquired:
@@ -124,8 +136,11 @@ class Lock:
                     raise errors.SessionLost(f"the lease ended while waiting for {self.name!r}")
                 if why == "timed_out" and blocking and deadline is None:
                     continue  # the chunk ended: wait again
-                if why == "timed_out" and blocking and deadline - time.monotonic() > 0.05 and wait > 0:
-                    continue  # a capped wait, or clocks that differ a little: use the rest
+                waited = waited or wait > 0
+                if blocking and waited and why in ("timed_out", "busy"):
+                    if use_the_rest(end, wait):
+                        continue  # wait again, or poll once the rest is too short to wait
+                    self.why_not = "timed_out"  # not busy: this call waited its time
                 return False
         except BaseException:
             if not self._held:
@@ -179,16 +194,23 @@ class Lock:
             return False
         return self._client.validate_token(self.name, self.fencing_token, timeout=timeout).valid
 
-    def _withdraw(self, write_id) -> None:
+    def _withdraw(self, write_id, timeout: Optional[float] = None) -> None:
         """After an acquire whose outcome is unknown: asks again with the same
         write id (the server answers its first outcome; a wait still queued is
-        withdrawn when this try-once call ends) and releases what was granted.
-        Best effort; an owned session is revoked anyway."""
+        withdrawn when this try-once call ends) and releases what was granted,
+        all within `timeout` (None: the client's). Best effort; an owned
+        session is revoked anyway."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if timeout is not None and timeout <= 0:
+            log.warning("raftlock: no time left to withdraw the unanswered acquire of %r", self.name)
+            return
         try:
             response = self._client.acquire(self.name, self._session.lease_id, shared=self.shared,
-                                            permits=self.permits, wait=0.0, write_id=write_id)
+                                            permits=self.permits, wait=0.0, timeout=timeout,
+                                            write_id=write_id)
             if response.acquired:
-                self._client.release(self.name, self._session.lease_id, response.token)
+                self._client.release(self.name, self._session.lease_id, response.token,
+                                     timeout=time_left(deadline))
         except errors.RaftlockError as error:
             log.warning("raftlock: could not give back the unanswered acquire of %r: %s",
                         self.name, error)

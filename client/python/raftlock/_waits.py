@@ -1,0 +1,46 @@
+"""Deadlines of the waiting calls (Lock.acquire, Election.campaign), as the
+C++ SDK keeps them (client/src/waiting_call.cc): a call with a timeout
+returns by its deadline, cleanup of an unanswered wait included."""
+
+from __future__ import annotations
+
+import time
+from typing import Optional, Tuple
+
+
+def attempts_end(deadline: float) -> float:
+    """When the attempts of a waiting call with `deadline` must stop: a tenth
+    of the time (20 ms to 0.5 s) is kept back to withdraw an unanswered wait."""
+    left = deadline - time.monotonic()
+    return deadline - min(max(left / 10, 0.02), 0.5)
+
+
+def wait_budget(end: float, cap: float) -> Tuple[float, float]:
+    """(server-side wait, whole call's timeout) for one attempt that must end
+    by `end`: the wait leaves a tenth (0.3 s to 1 s) for the answer's round
+    trip and retries, and is at most `cap`; under 50 ms it is 0 (try once)."""
+    left = end - time.monotonic()
+    if left <= 0:
+        return 0.0, 0.0
+    margin = min(max(left / 10, 0.3), 1.0)
+    wait = min(left - margin, cap)
+    if wait < 0.05:
+        wait = 0.0
+    return wait, left
+
+
+def use_the_rest(end: float, last_wait: float) -> bool:
+    """After an attempt that ended ungranted before `end`: True to try again.
+    Once too little is left to wait on the server (`last_wait` 0), polls with
+    try-once calls every 50 ms until 0.1 s before `end`."""
+    left = end - time.monotonic()
+    if left <= 0.1:
+        return False
+    if last_wait == 0:
+        time.sleep(min(0.05, left - 0.1))
+    return True
+
+
+def time_left(deadline: Optional[float]) -> Optional[float]:
+    """Seconds until `deadline` (None: no deadline), at least 0."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
