@@ -240,9 +240,12 @@ class Lock:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             self.release()
-        except errors.SessionLost:
+        except errors.RaftlockError as error:
             if exc_type is None:
                 raise
+            # The block's own exception is the one the caller must see.
+            log.warning("raftlock: releasing %r after an exception in its block: %s",
+                        self.name, error)
 
     def __repr__(self) -> str:
         return f"Lock({self.name!r}, token={self.fencing_token}, held={self._held})"

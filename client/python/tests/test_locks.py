@@ -312,6 +312,23 @@ def test_a_release_with_unknown_outcome_can_be_retried(shared_cluster):
         assert lossy.describe("py/release-retry") is None
 
 
+def test_an_exception_in_the_with_block_is_not_replaced_by_a_failed_release(shared_cluster):
+    drop = {"on": False}
+    dropper = _DropAnswers(lambda method, request: drop["on"] and method.endswith("/Release"))
+    with raftlock.Client(shared_cluster.endpoints, timeout=1.0, attempt_timeout=0.5,
+                         interceptors=[dropper]) as lossy, lossy.session(ttl=10.0) as session:
+        lock = session.lock("py/block-error")
+        with pytest.raises(ValueError):
+            with lock:
+                drop["on"] = True  # the release on the way out loses its answer
+                raise ValueError("the block's own error")
+        assert dropper.dropped >= 1
+        assert lock.held  # as far as the client knows
+        drop["on"] = False
+        lock.release()  # the retried release answers its first result
+        assert lossy.describe("py/block-error") is None
+
+
 def test_a_resign_with_unknown_outcome_can_be_retried(shared_cluster):
     # Rule: as for release: a resign whose answer was lost keeps the handle
     # leading, and resign() again re-sends the same write, so it answers the
