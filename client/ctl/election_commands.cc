@@ -149,6 +149,9 @@ int CmdObserve(const Globals& g, const std::string& name, uint64_t after_epoch, 
   auto observer = ElectionObserver::Start(
       client, name,
       [&](const ElectionUpdate& update) {
+        // Updates can follow the last counted one before the observer stops
+        // (NO_LEADER and ELECTED of one entry): --count prints exactly that many.
+        if (count > 0 && seen.load() >= count) return;
         if (g.json()) {
           std::cout << UpdateJson(name, update) << std::endl;
         } else {
