@@ -29,6 +29,22 @@ def wait_budget(end: float, cap: float) -> Tuple[float, float]:
     return wait, left
 
 
+def next_attempt(end: Optional[float], blocking: bool, wait_cap: float,
+                 attempted: bool) -> Optional[Tuple[float, Optional[float]]]:
+    """The next attempt of a waiting call whose attempts must end by `end`
+    (None: no deadline): (server-side wait, the call's timeout beyond the
+    wait, None for the client's own), or None once its time is up. A call
+    with no time to wait at all (timeout 0) still tries once."""
+    if end is None:
+        return (wait_cap if blocking else 0.0), None
+    if time.monotonic() < end:
+        wait, left = wait_budget(end, wait_cap if blocking else 0.0)
+        return wait, max(0.0, left - wait)
+    if attempted:
+        return None
+    return 0.0, None
+
+
 def use_the_rest(end: float, last_wait: float) -> bool:
     """After an attempt that ended ungranted before `end`: True to try again.
     Once too little is left to wait on the server (`last_wait` 0), polls with

@@ -12,7 +12,7 @@ from typing import Optional, Tuple, Union
 import grpc
 
 from . import errors
-from ._waits import attempts_end, time_left, use_the_rest, wait_budget
+from ._waits import attempts_end, next_attempt, time_left, use_the_rest
 from ._gen import api_pb2, cluster_pb2, lock_pb2
 
 log = logging.getLogger("raftlock")
@@ -258,17 +258,13 @@ class Election:
         waited = False  # an attempt of this call waited on the server
         while True:
             self._session.check()
-            call_timeout = self._client.timeout  # beyond the wait
-            if deadline is None:
-                wait = wait_cap if blocking else 0.0
-            elif time.monotonic() < end:
-                wait, left = wait_budget(end, wait_cap if blocking else 0.0)
-                call_timeout = max(0.0, left - wait)
-            elif attempted:
+            step = next_attempt(end, blocking, wait_cap, attempted)
+            if step is None:
                 self.why_not = self.why_not or "timed_out"
                 return False
-            else:
-                wait = 0.0  # no time to wait (timeout 0): try once
+            wait, call_timeout = step
+            if call_timeout is None:
+                call_timeout = self._client.timeout
             attempted = True
             request = api_pb2.CampaignRequest(write=self._client.next_write_id(), name=self.name,
                                               lease_id=self._session.lease_id, value=payload,

@@ -8,7 +8,7 @@ from typing import Optional
 
 from . import errors
 from ._gen import api_pb2
-from ._waits import attempts_end, time_left, use_the_rest, wait_budget
+from ._waits import attempts_end, next_attempt, time_left, use_the_rest
 
 log = logging.getLogger("raftlock")
 
@@ -91,17 +91,11 @@ class Lock:
         waited = False  # an attempt of this call waited on the server
         try:
             while True:
-                call_timeout = None  # None: the client's own timeout beyond the wait
-                if deadline is None:
-                    wait = wait_cap if blocking else 0.0
-                elif time.monotonic() < end:
-                    wait, left = wait_budget(end, wait_cap if blocking else 0.0)
-                    call_timeout = max(0.0, left - wait)
-                elif attempted:
+                step = next_attempt(end, blocking, wait_cap, attempted)
+                if step is None:
                     self.why_not = self.why_not or "timed_out"
                     return False
-                else:
-                    wait = 0.0  # no time to wait (timeout 0): try once
+                wait, call_timeout = step  # call_timeout None: the client's own
                 attempted = True
                 self._session.check()
                 write_id = self._client.next_write_id()
