@@ -226,11 +226,17 @@ TEST_CASE("§7 a follower behind the leader's first index is sent the snapshot",
   }
 }
 
-TEST_CASE("§7 a temporarily unavailable snapshot is retried later", "[snapshot]") {
+// Node 1 of {1, 2, 3}, leader of term 2, whose log up to index 4 is
+// compacted into a snapshot: node 3, never heard from, needs that snapshot.
+// *raw is the store, to make its snapshot unavailable or unreadable.
+Solo LeaderWithCompactedLog(FlakySnapshotStorage** raw,
+                            std::shared_ptr<spdlog::logger> logger = nullptr) {
   auto st = std::make_unique<FlakySnapshotStorage>();
-  FlakySnapshotStorage* raw = st.get();
+  *raw = st.get();
   REQUIRE(Node::Bootstrap(*st, {1, 2, 3}).ok());
-  Solo s(std::move(st));
+  Solo s(std::move(st), 1, [&](Config& c) {
+    if (logger) c.logger = logger;
+  });
   s.Drain();
   s.node->Campaign();
   s.Drain();
@@ -238,8 +244,14 @@ TEST_CASE("§7 a temporarily unavailable snapshot is retried later", "[snapshot]
   s.Drain();
   s.Step(AppResp(2, 2, 4));
   s.Drain();
-  REQUIRE(raw->CreateSnapshot(4, s.node->conf_state(), "img").ok());
-  REQUIRE(raw->Compact(4).ok());
+  REQUIRE((*raw)->CreateSnapshot(4, s.node->conf_state(), "img").ok());
+  REQUIRE((*raw)->Compact(4).ok());
+  return s;
+}
+
+TEST_CASE("§7 a temporarily unavailable snapshot is retried later", "[snapshot]") {
+  FlakySnapshotStorage* raw = nullptr;
+  Solo s = LeaderWithCompactedLog(&raw);
   raw->busy = true;
   s.Step(HeartbeatResp(3, 2));
   CHECK(OfType(s.Drain(), MSG_SNAP).empty());
@@ -254,19 +266,8 @@ TEST_CASE("§7 a snapshot that cannot be loaded is logged once, not at every hea
   std::ostringstream log_text;
   auto logger = std::make_shared<spdlog::logger>(
       "raft-test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log_text));
-  auto st = std::make_unique<FlakySnapshotStorage>();
-  FlakySnapshotStorage* raw = st.get();
-  REQUIRE(Node::Bootstrap(*st, {1, 2, 3}).ok());
-  Solo s(std::move(st), 1, [&](Config& c) { c.logger = logger; });
-  s.Drain();
-  s.node->Campaign();
-  s.Drain();
-  s.Step(Msg(MSG_VOTE_RESP, 2, 1, 2));
-  s.Drain();
-  s.Step(AppResp(2, 2, 4));
-  s.Drain();
-  REQUIRE(raw->CreateSnapshot(4, s.node->conf_state(), "img").ok());
-  REQUIRE(raw->Compact(4).ok());
+  FlakySnapshotStorage* raw = nullptr;
+  Solo s = LeaderWithCompactedLog(&raw, logger);
   raw->corrupt = true;
   for (int i = 0; i < 5; ++i) {
     s.Step(HeartbeatResp(3, 2));
