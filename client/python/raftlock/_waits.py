@@ -57,6 +57,22 @@ def use_the_rest(end: float, last_wait: float) -> bool:
     return True
 
 
+def why_not_granted(why: str, blocking: bool, end: Optional[float], last_wait: float,
+                    waited: bool) -> Optional[str]:
+    """After an attempt answered not granted for `why`: None to try again, or
+    the reason the call gives up with. Without a deadline (`end` None) a
+    blocking call waits again after each chunk; with one, a call that has
+    waited uses the rest of its time (use_the_rest) and, once that is gone,
+    gives up "timed_out" (not "busy": it waited its time)."""
+    if not blocking or why not in ("timed_out", "busy"):
+        return why
+    if end is None:
+        return None if why == "timed_out" else why
+    if not waited:
+        return why
+    return None if use_the_rest(end, last_wait) else "timed_out"
+
+
 def time_left(deadline: Optional[float]) -> Optional[float]:
     """Seconds until `deadline` (None: no deadline), at least 0."""
     return None if deadline is None else max(0.0, deadline - time.monotonic())

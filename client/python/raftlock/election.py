@@ -12,7 +12,7 @@ from typing import Optional, Tuple, Union
 import grpc
 
 from . import errors
-from ._waits import attempts_end, next_attempt, time_left, use_the_rest
+from ._waits import attempts_end, next_attempt, time_left, why_not_granted
 from ._gen import api_pb2, cluster_pb2, lock_pb2
 
 log = logging.getLogger("raftlock")
@@ -299,13 +299,11 @@ class Election:
             self.why_not = why
             if why == "lease_ended":
                 raise errors.SessionLost(f"the lease ended while campaigning for {self.name!r}")
-            if why == "timed_out" and blocking and end is None:
-                continue  # the chunk ended: wait again
             waited = waited or wait > 0
-            if blocking and waited and why in ("timed_out", "busy"):
-                if use_the_rest(end, wait):
-                    continue  # wait again, or poll once the rest is too short to wait
-                self.why_not = "timed_out"  # not busy: this call waited its time
+            why_not = why_not_granted(why, blocking, end, wait, waited)
+            if why_not is None:
+                continue
+            self.why_not = why_not
             return False
 
     def proclaim(self, value: Union[str, bytes], *, timeout: Optional[float] = None) -> int:

@@ -8,7 +8,7 @@ from typing import Optional
 
 from . import errors
 from ._gen import api_pb2
-from ._waits import attempts_end, next_attempt, time_left, use_the_rest
+from ._waits import attempts_end, next_attempt, time_left, why_not_granted
 
 log = logging.getLogger("raftlock")
 
@@ -128,13 +128,11 @@ class Lock:
                 self.why_not = why
                 if why == "lease_ended":
                     raise errors.SessionLost(f"the lease ended while waiting for {self.name!r}")
-                if why == "timed_out" and blocking and deadline is None:
-                    continue  # the chunk ended: wait again
                 waited = waited or wait > 0
-                if blocking and waited and why in ("timed_out", "busy"):
-                    if use_the_rest(end, wait):
-                        continue  # wait again, or poll once the rest is too short to wait
-                    self.why_not = "timed_out"  # not busy: this call waited its time
+                why_not = why_not_granted(why, blocking, end, wait, waited)
+                if why_not is None:
+                    continue
+                self.why_not = why_not
                 return False
         except BaseException:
             if not self._held:
