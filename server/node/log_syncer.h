@@ -8,7 +8,9 @@
 // durable entry, which the loop passes to raft::Node::MarkDurable. So the
 // loop keeps stepping messages and batching proposals while the disk works,
 // and a leader's followers can commit an entry before the leader's own sync
-// ends (Raft thesis 10.2.1).
+// ends (Raft thesis 10.2.1). A follower whose syncer is idle syncs on its loop
+// instead (Replica::HandleReady): its acknowledgement then needs no thread
+// hand-off, and a heartbeat arriving meanwhile waits for that one sync.
 #pragma once
 
 #include <condition_variable>
@@ -59,7 +61,8 @@ class LogSyncer {
 
   // True for messages that claim nothing about this node's log (heartbeat
   // responses), which may leave before earlier writes are durable: a busy
-  // disk then delays neither check-quorum nor ReadIndex rounds.
+  // disk then delays check-quorum and ReadIndex rounds by at most the one
+  // sync a follower may be running on its loop.
   static bool MayPrecedeSync(const raft::Message& message);
 
  private:

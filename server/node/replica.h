@@ -175,6 +175,9 @@ class Replica : public TransportHandler {
   void FlushProposals();
   void FlushReads();
   void HandleReady();
+  // Sends rd.replication_messages (the leader's appends, which need no
+  // durable write first) and clears them; a no-op once they are sent.
+  void SendReplication(raft::Ready& rd);
   // Sends rd.messages, or queues on the syncer those that must wait until
   // the Ready's write (and every earlier one) is durable. `synced`: the loop
   // already synced this Ready.

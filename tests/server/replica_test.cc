@@ -231,4 +231,140 @@ TEST_CASE("a replica that has not started answers every request UNAVAILABLE at o
   }
 }
 
+namespace {
+
+// A MemoryStorage that knows which of its writes are durable: a write is
+// durable once a synced Persist wrote it or a later Sync() ran.
+class SyncTrackingStorage final : public raft::LogStorage {
+ public:
+  absl::StatusOr<raft::InitialState> GetInitialState() const override {
+    return inner_.GetInitialState();
+  }
+  absl::StatusOr<std::vector<raft::Entry>> Entries(uint64_t lo, uint64_t hi,
+                                                   uint64_t max_bytes) const override {
+    return inner_.Entries(lo, hi, max_bytes);
+  }
+  absl::StatusOr<uint64_t> Term(uint64_t i) const override { return inner_.Term(i); }
+  uint64_t FirstIndex() const override { return inner_.FirstIndex(); }
+  uint64_t LastIndex() const override { return inner_.LastIndex(); }
+  absl::StatusOr<raft::Snapshot> GetSnapshot() const override { return inner_.GetSnapshot(); }
+  absl::Status Sync() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    durable_ = written_;
+    return absl::OkStatus();
+  }
+  absl::Status Persist(const raft::PersistRequest& request) override {
+    absl::Status status = inner_.Persist(request);
+    std::lock_guard<std::mutex> lock(mu_);
+    written_ = inner_.LastIndex();
+    if (request.sync) durable_ = written_;
+    return status;
+  }
+  absl::Status CreateSnapshot(uint64_t index, const raft::ConfState& conf_state,
+                              std::string data) override {
+    return inner_.CreateSnapshot(index, conf_state, std::move(data));
+  }
+  absl::Status Compact(uint64_t index) override { return inner_.Compact(index); }
+
+  // The last index every write up to which is durable.
+  uint64_t durable() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return durable_;
+  }
+
+ private:
+  raft::MemoryStorage inner_;
+  mutable std::mutex mu_;
+  uint64_t written_ = 0;  // guarded by mu_
+  uint64_t durable_ = 0;  // guarded by mu_
+};
+
+// Records, for every append acknowledgement the replica sends, whether the
+// entries it acknowledges were durable when it left.
+class AckCheckingSender final : public PeerSender {
+ public:
+  explicit AckCheckingSender(const SyncTrackingStorage* storage) : storage_(storage) {}
+  void Send(std::vector<RaftMessage> messages) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& m : messages) {
+      if (m.type() != v1::MSG_APP_RESP || m.reject()) continue;
+      acks_.push_back(Ack{m.index(), storage_->durable()});
+    }
+    arrived_.notify_all();
+  }
+  void Tick() override {}
+  void Shutdown() override {}
+
+  struct Ack {
+    uint64_t index;    // the last entry acknowledged
+    uint64_t durable;  // the storage's durable index when it was sent
+  };
+  // Waits at most `timeout` for an acknowledgement of `index` or later.
+  std::vector<Ack> WaitForAck(uint64_t index, milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    arrived_.wait_for(lock, timeout, [&] { return !acks_.empty() && acks_.back().index >= index; });
+    return acks_;
+  }
+
+ private:
+  const SyncTrackingStorage* const storage_;
+  std::mutex mu_;
+  std::condition_variable arrived_;
+  std::vector<Ack> acks_;
+};
+
+}  // namespace
+
+// The follower syncs on its loop while its syncer is idle (the fast path)
+// and on the syncer otherwise: either way no acknowledgement may leave
+// before the entries it covers are durable.
+TEST_CASE("Raft 5.3: a follower acknowledges appended entries only once they are durable",
+          "[replica][durability]") {
+  auto owned_storage = std::make_unique<SyncTrackingStorage>();
+  SyncTrackingStorage* storage = owned_storage.get();
+  REQUIRE(raft::Node::Bootstrap(*storage, {1, 2, 3}).ok());
+  AckCheckingSender* peers = nullptr;
+  ReplicaOptions options = TestOptions(nullptr);
+  options.testing_peer_sender = [&peers, storage](TransportHandler*) {
+    auto sender = std::make_unique<AckCheckingSender>(storage);
+    peers = sender.get();
+    return sender;
+  };
+  Replica replica(std::move(options), std::move(owned_storage), NullLogger());
+  REQUIRE(replica.Start().ok());
+  REQUIRE(peers != nullptr);
+
+  // Node 2, leader of term 2, appends one entry per message, each after the
+  // previous one is acknowledged (as with a client that waits for each write).
+  const uint64_t bootstrap_last = storage->LastIndex();
+  constexpr uint64_t kAppends = 20;
+  std::vector<AckCheckingSender::Ack> acks;
+  for (uint64_t i = 0; i < kAppends; ++i) {
+    RaftMessage append;
+    append.set_type(v1::MSG_APP);
+    append.set_from(2);
+    append.set_to(1);
+    append.set_term(2);
+    append.set_index(bootstrap_last + i);
+    append.set_log_term(i == 0 ? 1 : 2);
+    append.set_commit(bootstrap_last);
+    raft::Entry* entry = append.add_entries();
+    entry->set_type(v1::ENTRY_NORMAL);
+    entry->set_term(2);
+    entry->set_index(bootstrap_last + i + 1);
+    entry->set_data("entry " + std::to_string(i));
+    replica.OnMessages({append});
+    acks = peers->WaitForAck(entry->index(), milliseconds(5000));
+    if (acks.empty() || acks.back().index < entry->index()) break;
+  }
+  const uint64_t last = bootstrap_last + kAppends;
+  replica.Stop();
+  REQUIRE(!acks.empty());
+  CHECK(acks.back().index == last);
+  for (const auto& ack : acks) {
+    INFO("acknowledged index " << ack.index);
+    CHECK(ack.durable >= ack.index);
+  }
+}
+
 }  // namespace raftlock::server
