@@ -163,11 +163,30 @@ void AcquirePhase::Hold() {
 }
 
 std::unique_ptr<Session> OpenSession(const std::shared_ptr<Client>& client, milliseconds ttl,
-                                     Deadline deadline, int* exit_code) {
+                                     Deadline deadline, int* exit_code, OnSessionLoss on_loss,
+                                     const std::string& stop_flag) {
   SessionOptions options;
   options.ttl = ttl;
-  options.on_state_change = [](SessionState state) {
-    if (state == SessionState::kJeopardy) {
+  if (on_loss.stop_time > milliseconds(0)) {
+    // The session's default margin, plus the time the stop may take; the
+    // keepalives and the jeopardy warning fit in what is left before loss.
+    options.safety_margin = std::max(ttl / 10, milliseconds(100)) + on_loss.stop_time;
+    const milliseconds before_loss = ttl - options.safety_margin;
+    if (before_loss < milliseconds(300)) {
+      std::cerr << "raftlockctl: " << stop_flag << ": " << on_loss.stop_time.count()
+                << "ms is too long for --ttl " << ttl.count()
+                << "ms: the session must report loss that long before its lease can expire, "
+                   "which leaves less than 300ms for keepalives; give a longer --ttl\n";
+      *exit_code = kExitBadInput;
+      return nullptr;
+    }
+    options.keepalive_interval = std::min(ttl / 3, before_loss / 3);
+    options.jeopardy_after = std::min(ttl / 2, before_loss / 2);
+  }
+  options.on_state_change = [stop = std::move(on_loss.stop)](SessionState state) {
+    if (state == SessionState::kLost && stop) {
+      stop();
+    } else if (state == SessionState::kJeopardy) {
       std::cerr << "raftlockctl: warning: keepalives are failing; the session is in jeopardy\n";
     } else if (state == SessionState::kHealthy) {
       std::cerr << "raftlockctl: keepalives acknowledged again; the session is healthy\n";
@@ -182,6 +201,63 @@ std::unique_ptr<Session> OpenSession(const std::shared_ptr<Client>& client, mill
 }
 
 // ---------------------------------------------------------------- lock
+
+namespace {
+
+// The command `lock` runs, stopped when the session is lost. StopOnLoss runs
+// on the session's thread, and the session revokes its lease only after it
+// returns: the lock stays held until the command has exited.
+class GuardedCommand {
+ public:
+  GuardedCommand(std::string lock_name, milliseconds kill_after)
+      : lock_name_(std::move(lock_name)), kill_after_(kill_after) {}
+
+  // Spawns `command` (see Spawn) unless the session is already lost; then
+  // pid -1 and lost().
+  Child Start(const std::vector<std::string>& command,
+              const std::vector<std::pair<std::string, std::string>>& env) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (lost_) return {};
+    child_ = Spawn(command, env);
+    return child_;
+  }
+
+  // SIGTERM, then SIGKILL after kill_after; returns once Exited() is called
+  // (or 1 s after SIGKILL).
+  void StopOnLoss() {
+    Child child;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (exited_.cancelled()) return;  // lost after the command's end
+      lost_ = true;
+      child = child_;
+    }
+    if (child.pid < 0) return;
+    std::cerr << "raftlockctl: lock " << lock_name_ << ": session lost; stopping the command\n";
+    kill(child.signal_target, SIGTERM);
+    if (exited_.WaitUntil(After(kill_after_))) return;
+    kill(child.signal_target, SIGKILL);
+    (void)exited_.WaitUntil(After(milliseconds(1000)));
+  }
+
+  // The command was reaped.
+  void Exited() { exited_.Cancel("the command exited"); }
+
+  bool lost() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return lost_;
+  }
+
+ private:
+  const std::string lock_name_;
+  const milliseconds kill_after_;
+  mutable std::mutex mu_;
+  bool lost_ = false;  // guarded by mu_
+  Child child_;        // guarded by mu_
+  CancellationToken exited_;
+};
+
+}  // namespace
 
 int CmdLock(const Globals& g, const LockArgs& a) {
   if (a.command.empty()) {
@@ -198,8 +274,10 @@ int CmdLock(const Globals& g, const LockArgs& a) {
   const Deadline deadline = After(*wait);
   AcquirePhase phase(client);
   int code = kExitOk;
+  auto command = std::make_shared<GuardedCommand>(a.name, *kill_after);
   // The grant is one short call; --timeout is how long to wait for the lock.
-  auto session = OpenSession(client, *ttl, After(kDefaultRpcTimeout), &code);
+  auto session = OpenSession(client, *ttl, After(kDefaultRpcTimeout), &code,
+                             {[command] { command->StopOnLoss(); }, *kill_after}, "--kill-after");
   if (!session) return code;
   const uint64_t lease = session->lease_id();
   phase.Acquiring(lease);
@@ -249,40 +327,27 @@ int CmdLock(const Globals& g, const LockArgs& a) {
   }
 
   phase.Hold();
-  const Child child = Spawn(a.command, {{"RAFTLOCK_FENCING_TOKEN", Str(lock->token())},
-                                        {"RAFTLOCK_LOCK_NAME", a.name},
-                                        {"RAFTLOCK_LEASE_ID", Str(lease)}});
+  const Child child = command->Start(a.command, {{"RAFTLOCK_FENCING_TOKEN", Str(lock->token())},
+                                                 {"RAFTLOCK_LOCK_NAME", a.name},
+                                                 {"RAFTLOCK_LEASE_ID", Str(lease)}});
   if (child.pid < 0) {
+    if (command->lost()) {
+      std::cerr << "raftlockctl: lock " << a.name << ": session lost before the command started\n";
+      return kExitSessionLost;
+    }
     (void)lock->Unlock(After(kDefaultRpcTimeout));
     return 127;
   }
-  const pid_t pid = child.pid;
   ForwardSignalsTo(child.signal_target);
   if (Interrupted().cancelled()) {
     kill(child.signal_target, LastSignal() ? LastSignal() : SIGTERM);
   }
-
-  // Stops the command when the session is lost: SIGTERM, then SIGKILL.
-  CancellationToken wake;
-  CancellationToken child_done;
-  session->token().OnCancel([wake]() mutable { wake.Cancel("session ended"); });
-  std::atomic<bool> lost{false};
-  std::thread monitor([&] {
-    wake.WaitUntil(After(kForever));
-    if (child_done.cancelled() || session->state() != SessionState::kLost) return;
-    lost = true;
-    std::cerr << "raftlockctl: lock " << a.name << ": session lost; stopping the command\n";
-    kill(child.signal_target, SIGTERM);
-    if (!child_done.WaitUntil(After(*kill_after))) kill(child.signal_target, SIGKILL);
-  });
   int wstatus = 0;
-  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  while (waitpid(child.pid, &wstatus, 0) < 0 && errno == EINTR) {
   }
-  child_done.Cancel("exited");
-  wake.Cancel("child exited");
-  monitor.join();
+  command->Exited();
   ForwardSignalsTo(0);
-  if (lost) return kExitSessionLost;
+  if (command->lost()) return kExitSessionLost;
 
   absl::Status unlocked = lock->Unlock(After(kDefaultRpcTimeout));
   if (!unlocked.ok()) Fail("releasing " + a.name, unlocked);

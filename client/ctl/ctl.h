@@ -90,11 +90,22 @@ class AcquirePhase {
 };
 
 // ---- sessions for lock / elect
+// What a holder does when its session is lost: `stop` runs on the session's
+// thread before the session revokes its lease, and may take up to
+// `stop_time`, which is added to the session's safety margin so that the
+// lease cannot expire on the server before the guarded work has stopped.
+struct OnSessionLoss {
+  std::function<void()> stop;
+  std::chrono::milliseconds stop_time{0};
+};
+
 // Grants a session's lease (the session warns on stderr when in jeopardy);
-// nullptr with *exit_code set after printing the error.
+// nullptr with *exit_code set after printing the error. `stop_flag` names the
+// flag that set on_loss.stop_time, for the error when the TTL is too short.
 std::unique_ptr<Session> OpenSession(const std::shared_ptr<Client>& client,
                                      std::chrono::milliseconds ttl, Deadline deadline,
-                                     int* exit_code);
+                                     int* exit_code, OnSessionLoss on_loss = {},
+                                     const std::string& stop_flag = "");
 
 // ---- commands (each returns the process exit code)
 struct LockArgs {

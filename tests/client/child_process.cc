@@ -115,11 +115,20 @@ std::string ChildProcess::Stdout() const { return ReadFile(dir_ + "/stdout"); }
 std::string ChildProcess::Stderr() const { return ReadFile(dir_ + "/stderr"); }
 
 bool ChildProcess::WaitForOutput(const std::string& text, std::chrono::milliseconds timeout) {
+  return WaitForText(&ChildProcess::Stdout, text, timeout);
+}
+
+bool ChildProcess::WaitForStderr(const std::string& text, std::chrono::milliseconds timeout) {
+  return WaitForText(&ChildProcess::Stderr, text, timeout);
+}
+
+bool ChildProcess::WaitForText(std::string (ChildProcess::*read)() const, const std::string& text,
+                               std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
-    if (Stdout().find(text) != std::string::npos) return true;
+    if ((this->*read)().find(text) != std::string::npos) return true;
     if (Wait(std::chrono::milliseconds(0)).has_value()) {
-      return Stdout().find(text) != std::string::npos;
+      return (this->*read)().find(text) != std::string::npos;
     }
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

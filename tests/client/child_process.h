@@ -38,8 +38,13 @@ class ChildProcess {
   std::string Stderr() const;
   // Waits until stdout contains `text`; false on timeout or exit without it.
   bool WaitForOutput(const std::string& text, std::chrono::milliseconds timeout);
+  // The same for stderr.
+  bool WaitForStderr(const std::string& text, std::chrono::milliseconds timeout);
 
  private:
+  bool WaitForText(std::string (ChildProcess::*read)() const, const std::string& text,
+                   std::chrono::milliseconds timeout);
+
   pid_t pid_ = -1;
   bool exited_ = false;
   int code_ = -1;

@@ -112,6 +112,12 @@ TEST_CASE("raftlockctl lock runs the command holding the lock with RAFTLOCK_FENC
   // Bad input: no command, a bad TTL.
   CHECK(t.Ctl({"lock", "ctl/x"}).code == 2);
   CHECK(t.Ctl({"lock", "ctl/x", "--ttl", "often", "--", "/bin/true"}).code == 2);
+  // The session reports loss --kill-after (plus its margin) before the TTL,
+  // so a --kill-after that leaves no time for keepalives is bad input.
+  auto no_room =
+      t.Ctl({"lock", "ctl/x", "--ttl", "1s", "--kill-after", "800ms", "--", "/bin/true"});
+  CHECK(no_room.code == 2);
+  CHECK(no_room.err.find("--kill-after") != std::string::npos);
 }
 
 TEST_CASE("raftlockctl lock stops the command when the session is lost and exits 6",
@@ -154,6 +160,54 @@ bool Gone(pid_t pid) {
 }
 
 }  // namespace
+
+// The session revokes its lease when it reports loss, and the server expires
+// it at the TTL at the latest: either frees the lock. The command must be
+// gone before that, also when it ignores SIGTERM and needs --kill-after.
+TEST_CASE("raftlockctl lock keeps the lock held until a command stopped on session loss has exited",
+          "[client][ctl][lock]") {
+  TestCluster t;
+  auto client = t.NewClient();
+  auto holder = t.CtlStart({"lock", "ctl/grace", "--ttl", "3s", "--kill-after", "1s", "--",
+                            "/bin/sh", "-c", "trap '' TERM; echo pid=$$; exec sleep 60"});
+  REQUIRE(holder->WaitForOutput("pid=", 10s));
+  const pid_t child = static_cast<pid_t>(ValueAfter(holder->Stdout(), "pid"));
+  REQUIRE(child > 0);
+
+  // The session is lost while every replica is paused; they come back at
+  // once, so a revoke sent after the loss would now succeed.
+  for (int id = 1; id <= 3; ++id) t.cluster.Pause(id);
+  const bool lost = holder->WaitForStderr("session lost", 5s);
+  for (int id = 1; id <= 3; ++id) t.cluster.Resume(id);
+  REQUIRE(lost);
+
+  // Until the command is gone (SIGTERM is ignored: it lives until SIGKILL,
+  // 1 s later), the lock stays held.
+  int free_while_running = 0;
+  int checks = 0;
+  const auto deadline = Clock::now() + 5s;
+  while (!Gone(child) && Clock::now() < deadline) {
+    auto described = client->LockDescribe("ctl/grace", After(2s));
+    if (!described.ok()) continue;  // the cluster is still electing
+    ++checks;
+    const bool held = described->found() && described->lock().holders_size() > 0;
+    if (!held && !Gone(child)) ++free_while_running;
+    std::this_thread::sleep_for(20ms);
+  }
+  auto code = holder->Wait(5s);
+  INFO("stderr: " << holder->Stderr());
+  CHECK(Gone(child));
+  CHECK(checks > 0);
+  CHECK(free_while_running == 0);
+  REQUIRE(code.has_value());
+  CHECK(*code == 6);
+  // Once the command is gone the lease is revoked: the lock is free well
+  // before the lease's TTL would have freed it.
+  CHECK(Eventually(2s, [&] {
+    auto described = client->LockDescribe("ctl/grace", After(1s));
+    return described.ok() && !described->found();
+  }));
+}
 
 TEST_CASE("raftlockctl lock: the command can use the terminal, and dies with raftlockctl",
           "[client][ctl][lock]") {

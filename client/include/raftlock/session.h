@@ -12,7 +12,10 @@
 //     session's locks to anyone else. The token() is cancelled at that moment.
 // A jeopardized session that gets an acknowledgement again returns to kHealthy.
 // Lost is final: make a new Session. After loss the session tries to revoke
-// the lease (best effort) so that others need not wait for the expiry.
+// the lease (best effort) so that others need not wait for the expiry; it
+// starts only once on_state_change(kLost) has returned, so a callback that
+// stops the guarded work keeps the locks held until it has (if it returns
+// within safety_margin; the server may expire the lease from then on).
 #pragma once
 
 #include <chrono>
@@ -38,7 +41,9 @@ struct SessionOptions {
   std::chrono::milliseconds jeopardy_after{0};
   std::chrono::milliseconds safety_margin{0};
   // Called on the session's thread at every state change (kHealthy only when
-  // leaving jeopardy). Must not block for long, nor destroy the Session.
+  // leaving jeopardy). Must not destroy the Session, nor block for long,
+  // except that kLost may block while it stops guarded work (for less than
+  // safety_margin): the lease is revoked after it returns.
   std::function<void(SessionState)> on_state_change;
 };
 
