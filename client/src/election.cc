@@ -216,13 +216,13 @@ void Election::Abandon(const v1::CampaignRequest& request, uint64_t kept_token, 
   Client& client = *session_->client();
   internal::WithdrawUnanswered(
       "campaign for " + name_, deadline,
-      [&](Deadline by) -> std::optional<uint64_t> {
+      [&](Deadline by, bool new_write) -> absl::StatusOr<std::optional<uint64_t>> {
         v1::CampaignRequest probe = request;
         probe.set_wait_timeout_ms(0);
+        if (new_write) *probe.mutable_write() = client.NextWrite();
         auto answer = client.Campaign(probe, by);
-        if (answer.ok() && answer->elected() && answer->token() != kept_token) {
-          return answer->token();
-        }
+        if (!answer.ok()) return answer.status();
+        if (answer->elected() && answer->token() != kept_token) return answer->token();
         return std::nullopt;
       },
       [&](uint64_t token, Deadline by) {

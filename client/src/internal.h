@@ -36,14 +36,17 @@ Deadline AttemptsEnd(Deadline deadline);
 bool OutcomeUnknown(const absl::Status& status);
 
 // Cleans up after a waiting call (Lock, Campaign) whose outcome is unknown,
-// by `deadline`. `ask(by)` re-sends the call as a try-once with the same
-// WriteId: the server answers its first outcome (a wait still queued is
-// parked again and withdrawn when this short call ends) and `ask` returns the
-// token if it was granted. `undo(token, by)` then gives the grant back
-// (release or resign). Half the time left asks, the rest undoes. `what`
+// by `deadline`. `ask(by, new_write)` re-sends the call as a try-once, with
+// the same WriteId unless `new_write`: the server answers its first outcome
+// (a wait still queued is parked again and withdrawn when this short call
+// ends), and `ask` returns the token if it was granted, nullopt if not, or
+// the call's error. If the server forgot that write (SEQUENCE_TOO_OLD), `ask`
+// runs again with a new one, which the server answers from the lease's hold
+// or place in the queue (re-acquire). `undo(token, by)` then gives the grant
+// back (release or resign). Half the time left asks, the rest undoes. `what`
 // names the call in the warning logged when the clean-up cannot finish.
-void WithdrawUnanswered(const std::string& what, Deadline deadline,
-                        const std::function<std::optional<uint64_t>(Deadline)>& ask,
+using AskFn = std::function<absl::StatusOr<std::optional<uint64_t>>(Deadline, bool new_write)>;
+void WithdrawUnanswered(const std::string& what, Deadline deadline, const AskFn& ask,
                         const std::function<absl::Status(uint64_t, Deadline)>& undo);
 
 // What one attempt of a waiting call came to: granted, or why not.

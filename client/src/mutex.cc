@@ -60,13 +60,13 @@ void LockHandle::Abandon(const v1::LockAcquireRequest& request, uint64_t kept_to
   Client& client = *session_->client();
   internal::WithdrawUnanswered(
       "acquire of " + name_, deadline,
-      [&](Deadline by) -> std::optional<uint64_t> {
+      [&](Deadline by, bool new_write) -> absl::StatusOr<std::optional<uint64_t>> {
         v1::LockAcquireRequest probe = request;
         probe.set_wait_timeout_ms(0);
+        if (new_write) *probe.mutable_write() = client.NextWrite();
         auto answer = client.LockAcquire(probe, by);
-        if (answer.ok() && answer->acquired() && answer->token() != kept_token) {
-          return answer->token();
-        }
+        if (!answer.ok()) return answer.status();
+        if (answer->acquired() && answer->token() != kept_token) return answer->token();
         return std::nullopt;
       },
       [&](uint64_t token, Deadline by) {

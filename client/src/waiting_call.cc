@@ -38,18 +38,22 @@ Deadline AttemptsEnd(Deadline deadline) {
   return deadline - std::clamp(remaining / 10, milliseconds(20), milliseconds(500));
 }
 
-void WithdrawUnanswered(const std::string& what, Deadline deadline,
-                        const std::function<std::optional<uint64_t>(Deadline)>& ask,
+void WithdrawUnanswered(const std::string& what, Deadline deadline, const AskFn& ask,
                         const std::function<absl::Status(uint64_t, Deadline)>& undo) {
   if (Clock::now() >= deadline) {
     spdlog::warn("raftlock: no time left to withdraw the unanswered {}", what);
     return;
   }
-  std::optional<uint64_t> granted = ask(Clock::now() + (deadline - Clock::now()) / 2);
-  if (!granted) return;
-  absl::Status undone = undo(*granted, deadline);
+  const Deadline asked_by = Clock::now() + (deadline - Clock::now()) / 2;
+  absl::StatusOr<std::optional<uint64_t>> granted = ask(asked_by, /*new_write=*/false);
+  if (!granted.ok() && ErrorReason(granted.status()) == "ERROR_REASON_SEQUENCE_TOO_OLD") {
+    granted = ask(asked_by, /*new_write=*/true);
+  }
+  if (!granted.ok() || !granted->has_value()) return;
+  const uint64_t token = **granted;
+  absl::Status undone = undo(token, deadline);
   if (!undone.ok()) {
-    spdlog::warn("raftlock: could not give back the unanswered {} (token {}): {}", what, *granted,
+    spdlog::warn("raftlock: could not give back the unanswered {} (token {}): {}", what, token,
                  undone.ToString());
   }
 }
@@ -86,6 +90,12 @@ absl::Status RunWaitingCall(const WaitingCallText& text, Deadline deadline, bool
       // Refused before it reached the log: wait less per attempt (halving
       // finds any limit within a few refusals) and keep waiting.
       wait_cap_ms = wait_ms / 2;
+      continue;
+    }
+    if (!answer.ok() && WriteForgotten(answer.status())) {
+      // The cluster forgot the attempt's write, so whether it queued or was
+      // granted is unknown; a new attempt by the same lease gets its hold or
+      // its place in the queue back (re-acquire), or queues afresh.
       continue;
     }
     if (!answer.ok()) {

@@ -391,6 +391,39 @@ TEST_CASE("a Lock waiting on a leader that shuts down keeps its place and is gra
   CHECK(d->lock().holders(0).lease_id() == waiter_session->lease_id());
 }
 
+TEST_CASE("a Lock whose retried write the cluster forgot keeps its place and is granted later",
+          "[client][sdk][failover]") {
+  TestCluster t;
+  ParkedLock parked(t, "forgotten/lock", 30s);
+  auto& [client, holder_session, waiter_session, holder, waiter, waited] = parked;
+
+  // Semantics 5: the cluster remembers the answers of a client's last 16
+  // writes. 17 newer writes of the same Client make it forget the parked
+  // acquire, so its retry on the next leader is refused SEQUENCE_TOO_OLD.
+  for (int i = 0; i < 17; ++i) {
+    v1::LeaseGrantRequest grant;
+    grant.set_ttl_ms(60000);
+    REQUIRE(client->LeaseGrant(grant, After(5s)).ok());
+  }
+  t.cluster.Terminate(t.leader);
+  REQUIRE(t.cluster.WaitForLeader(10s, {t.leader}) != 0);
+  // Rule: the Lock goes on with a new write, which the server answers from
+  // the lease's place in the queue: it neither fails nor leaves a wait behind.
+  CHECK(waited.wait_for(1s) == std::future_status::timeout);
+  const uint64_t holder_token = holder.token();
+  REQUIRE(holder.Unlock(After(10s)).ok());
+  absl::Status status = waited.get();
+  INFO(status.ToString());
+  REQUIRE(status.ok());
+  CHECK(waiter.held());
+  CHECK(waiter.token() > holder_token);
+  auto d = client->LockDescribe("forgotten/lock", After(5s));
+  REQUIRE(d.ok());
+  REQUIRE(d->lock().holders_size() == 1);
+  CHECK(d->lock().holders(0).lease_id() == waiter_session->lease_id());
+  CHECK(d->lock().waiters_size() == 0);
+}
+
 TEST_CASE("a Lock waiting on a leader that is paused fails over by connection pings",
           "[client][sdk][failover]") {
   TestCluster t;

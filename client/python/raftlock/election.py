@@ -273,6 +273,11 @@ class Election:
                 response = self._client._call(lambda s: s.election.Campaign, request,
                                               timeout=wait + call_timeout,
                                               attempt_timeout=wait + self._client.attempt_timeout)
+            except errors.OutcomeUnknown:
+                # The cluster forgot this attempt's write, so whether it
+                # queued or won is unknown; a new attempt by the same lease
+                # gets its leadership or its place in the queue back.
+                continue
             except errors.RaftlockError as error:
                 if error.reason == "WAIT_TIMEOUT_OUT_OF_RANGE" and wait > 0.002:
                     # The cluster's limits.max_wait_timeout_ms is below this
@@ -350,9 +355,9 @@ class Election:
     def _withdraw(self, request: api_pb2.CampaignRequest, timeout: Optional[float] = None) -> None:
         """After a campaign whose outcome is unknown: asks again with the same
         write id (the server answers its first outcome; a queued candidacy is
-        withdrawn when this try-once call ends) and resigns a leadership won,
-        all within `timeout` (None: the client's). Best effort; an owned
-        session is revoked anyway."""
+        withdrawn when this try-once call ends), or with a new one if the
+        server forgot it, and resigns a leadership won, all within `timeout`
+        (None: the client's). Best effort; an owned session is revoked anyway."""
         if timeout is not None and timeout <= 0:
             log.warning("raftlock: no time left to withdraw the unanswered campaign for %r",
                         self.name)
@@ -362,7 +367,13 @@ class Election:
         probe.CopyFrom(request)
         probe.wait_timeout_ms = 0
         try:
-            response = self._client._call(lambda s: s.election.Campaign, probe, timeout=timeout)
+            try:
+                response = self._client._call(lambda s: s.election.Campaign, probe,
+                                              timeout=timeout)
+            except errors.OutcomeUnknown:
+                probe.write.CopyFrom(self._client.next_write_id())
+                response = self._client._call(lambda s: s.election.Campaign, probe,
+                                              timeout=time_left(deadline))
             if response.elected:
                 resign = api_pb2.ResignRequest(write=self._client.next_write_id(), name=self.name,
                                                lease_id=self._session.lease_id,

@@ -104,6 +104,12 @@ class Lock:
                                                     shared=self.shared, permits=self.permits,
                                                     wait=wait, timeout=call_timeout,
                                                     write_id=write_id)
+                except errors.OutcomeUnknown:
+                    # The cluster forgot this attempt's write, so whether it
+                    # queued or was granted is unknown; a new attempt by the
+                    # same lease gets its hold or its place in the queue back
+                    # (re-acquire), or queues afresh.
+                    continue
                 except errors.RaftlockError as error:
                     if error.reason == "WAIT_TIMEOUT_OUT_OF_RANGE" and wait > 0.002:
                         # The cluster's limits.max_wait_timeout_ms is below this
@@ -189,17 +195,24 @@ class Lock:
     def _withdraw(self, write_id, timeout: Optional[float] = None) -> None:
         """After an acquire whose outcome is unknown: asks again with the same
         write id (the server answers its first outcome; a wait still queued is
-        withdrawn when this try-once call ends) and releases what was granted,
-        all within `timeout` (None: the client's). Best effort; an owned
-        session is revoked anyway."""
+        withdrawn when this try-once call ends), or with a new one if the
+        server forgot it (answered from the lease's hold or place), and
+        releases what was granted, all within `timeout` (None: the client's).
+        Best effort; an owned session is revoked anyway."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if timeout is not None and timeout <= 0:
             log.warning("raftlock: no time left to withdraw the unanswered acquire of %r", self.name)
             return
         try:
-            response = self._client.acquire(self.name, self._session.lease_id, shared=self.shared,
-                                            permits=self.permits, wait=0.0, timeout=timeout,
-                                            write_id=write_id)
+            try:
+                response = self._client.acquire(self.name, self._session.lease_id,
+                                                shared=self.shared, permits=self.permits, wait=0.0,
+                                                timeout=timeout, write_id=write_id)
+            except errors.OutcomeUnknown:
+                response = self._client.acquire(self.name, self._session.lease_id,
+                                                shared=self.shared, permits=self.permits, wait=0.0,
+                                                timeout=time_left(deadline),
+                                                write_id=self._client.next_write_id())
             if response.acquired:
                 self._client.release(self.name, self._session.lease_id, response.token,
                                      timeout=time_left(deadline))

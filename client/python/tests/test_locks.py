@@ -413,3 +413,49 @@ def test_a_wait_parked_at_a_paused_leader_fails_over_by_pings(cluster):
             assert not waiter.is_alive(), "the wait stayed parked at the paused leader"
             assert result.get("ok"), result
             assert result["token"] > first.fencing_token
+
+
+def test_a_wait_whose_write_the_cluster_forgot_keeps_its_place(cluster):
+    """Semantics 5: the cluster keeps a client's last 16 results. A parked
+    acquire whose retry (after its leader died) finds its write forgotten
+    goes on with a new write, which the server answers from the lease's place
+    in the queue: it neither fails nor leaves a wait behind."""
+    leader = cluster.leader()
+    with raftlock.Client(cluster.endpoints, timeout=5.0) as client:
+        with client.session(ttl=10.0) as a, client.session(ttl=10.0) as b:
+            first = a.lock("forgotten/lock")
+            assert first.acquire()
+            result = {}
+
+            def wait_for_it():
+                lock = b.lock("forgotten/lock", timeout=30.0)
+                try:
+                    result["ok"] = lock.acquire()
+                    result["token"] = lock.fencing_token
+                except raftlock.RaftlockError as error:
+                    result["error"] = error
+
+            waiter = threading.Thread(target=wait_for_it, daemon=True)
+            waiter.start()
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline:
+                info = client.describe("forgotten/lock")
+                if info is not None and len(info.waiters) == 1:
+                    break
+                time.sleep(0.02)
+            else:
+                pytest.fail("the waiter never queued")
+            for i in range(17):  # newer writes of the same Client
+                client.acquire(f"forgotten/other/{i}", a.lease_id)
+            cluster.kill(leader)
+            cluster.leader(timeout=10.0, exclude=(leader,))
+            time.sleep(1.0)  # the retry reaches the next leader meanwhile
+            assert waiter.is_alive(), result
+            first.release()
+            waiter.join(timeout=10.0)
+            assert not waiter.is_alive(), "the wait was never answered"
+            assert result.get("ok"), result
+            assert result["token"] > first.fencing_token
+            info = client.describe("forgotten/lock")
+            assert [h.lease_id for h in info.holders] == [b.lease_id]
+            assert len(info.waiters) == 0
