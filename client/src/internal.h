@@ -70,9 +70,10 @@ struct WaitingCallText {
 
 // The retry loop of a waiting call (Lock, Campaign), returning by `deadline`:
 // attempts until granted, re-waiting when the server's wait times out, and
-// polling when a try-once is answered BUSY after an earlier wait. `abandon()`
-// withdraws the last attempt (WithdrawUnanswered) when its outcome is unknown
-// or its wait was cancelled. With `try_once`, BUSY returns OK and sets *busy.
+// polling when a try-once is answered BUSY after an earlier wait, and waiting
+// again when its wait was cancelled by another call of the same lease and
+// name. `abandon()` withdraws the last attempt (WithdrawUnanswered) when its
+// outcome is unknown. With `try_once`, BUSY returns OK and sets *busy.
 absl::Status RunWaitingCall(const WaitingCallText& text, Deadline deadline, bool try_once,
                             bool* busy, const WaitingAttemptFn& attempt,
                             const std::function<void()>& abandon);

@@ -110,6 +110,12 @@ absl::Status RunWaitingCall(const WaitingCallText& text, Deadline deadline, bool
     switch (answer->reason) {
       case v1::NOT_ACQUIRED_REASON_TIMED_OUT:
         continue;  // the server's wait ended; wait again if the deadline allows
+      case v1::NOT_ACQUIRED_REASON_CANCELLED:
+        // This call was not cancelled (it got an answer), so another call of
+        // the same lease and name was: a stale attempt of this one, whose
+        // cancellation reached the server after this retry joined its wait.
+        // Wait again if the deadline allows (at the end of the queue).
+        continue;
       case v1::NOT_ACQUIRED_REASON_BUSY:
         if (try_once) {
           if (busy) *busy = true;
@@ -126,7 +132,9 @@ absl::Status RunWaitingCall(const WaitingCallText& text, Deadline deadline, bool
                           "NOT_ACQUIRED_REASON_LEASE_ENDED");
       default:
         abandon();
-        return absl::DeadlineExceededError(text.call + ": the wait was cancelled");
+        return absl::UnknownError(text.call +
+                                  ": not granted, for a reason this SDK does not know (" +
+                                  std::to_string(static_cast<int>(answer->reason)) + ")");
     }
   }
 }

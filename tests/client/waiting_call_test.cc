@@ -84,3 +84,21 @@ TEST_CASE(
   CHECK(asked == std::vector<bool>{false});
   CHECK_FALSE(undone.has_value());
 }
+
+TEST_CASE("semantics 3: a wait cancelled by another call of the same lease is waited again",
+          "[client][waiting-call]") {
+  int attempts = 0;
+  int abandoned = 0;
+  absl::Status status = RunWaitingCall(
+      kText, After(10s), /*try_once=*/false, nullptr,
+      [&](int64_t wait_ms, Deadline) -> absl::StatusOr<WaitingAttempt> {
+        CHECK(wait_ms > 0);
+        if (++attempts == 1) return WaitingAttempt{false, v1::NOT_ACQUIRED_REASON_CANCELLED};
+        return WaitingAttempt{true};
+      },
+      [&] { ++abandoned; });
+  INFO(status.ToString());
+  CHECK(status.ok());
+  CHECK(attempts == 2);
+  CHECK(abandoned == 0);
+}

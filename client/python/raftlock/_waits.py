@@ -63,7 +63,12 @@ def why_not_granted(why: str, blocking: bool, end: Optional[float], last_wait: f
     the reason the call gives up with. Without a deadline (`end` None) a
     blocking call waits again after each chunk; with one, a call that has
     waited uses the rest of its time (use_the_rest) and, once that is gone,
-    gives up "timed_out" (not "busy": it waited its time)."""
+    gives up "timed_out" (not "busy": it waited its time). A "cancelled"
+    wait counts as "timed_out": this call got an answer, so it was another
+    call of the same lease and name whose cancellation ended the wait (a
+    stale attempt of this one)."""
+    if blocking and why == "cancelled":
+        why = "timed_out"
     if not blocking or why not in ("timed_out", "busy"):
         return why
     if end is None:
