@@ -8,6 +8,13 @@ import time
 from typing import Optional, Tuple
 
 
+# A blocking call without a timeout waits on the server in steps of this many
+# seconds, as the C++ SDK does. A step that ends re-queues the wait at the end
+# of the queue, so steps are long: a leader that dies meanwhile is noticed by
+# the channel's HTTP/2 pings, not by the step's end.
+WAIT_CHUNK = 3600.0
+
+
 def attempts_end(deadline: float) -> float:
     """When the attempts of a waiting call with `deadline` must stop: a tenth
     of the time (20 ms to 0.5 s) is kept back to withdraw an unanswered wait."""

@@ -12,12 +12,10 @@ from typing import Optional, Tuple, Union
 import grpc
 
 from . import errors
-from ._waits import attempts_end, next_attempt, time_left, why_not_granted
+from ._waits import WAIT_CHUNK, attempts_end, next_attempt, time_left, why_not_granted
 from ._gen import api_pb2, cluster_pb2, lock_pb2
 
 log = logging.getLogger("raftlock")
-
-_WAIT_CHUNK = 30.0
 
 _WHY = {
     api_pb2.NOT_ACQUIRED_REASON_BUSY: "busy",
@@ -253,7 +251,7 @@ class Election:
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         end = None if deadline is None else attempts_end(deadline)
         payload = _bytes(value)
-        wait_cap = _WAIT_CHUNK if deadline is None else float("inf")
+        wait_cap = WAIT_CHUNK if deadline is None else float("inf")
         attempted = False
         waited = False  # an attempt of this call waited on the server
         while True:

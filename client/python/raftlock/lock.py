@@ -8,13 +8,9 @@ from typing import Optional
 
 from . import errors
 from ._gen import api_pb2
-from ._waits import attempts_end, next_attempt, time_left, why_not_granted
+from ._waits import WAIT_CHUNK, attempts_end, next_attempt, time_left, why_not_granted
 
 log = logging.getLogger("raftlock")
-
-# A blocking acquire without a timeout waits in chunks of this many seconds
-# (each chunk one Acquire call with its own deadline).
-_WAIT_CHUNK = 30.0
 
 _WHY = {
     api_pb2.NOT_ACQUIRED_REASON_BUSY: "busy",
@@ -74,7 +70,7 @@ class Lock:
         """Acquires the lock; returns False when busy (try-once) or when
         `timeout` seconds passed without a grant. It returns (or raises) by
         its timeout, withdrawing an unanswered wait included. `timeout=None`
-        with blocking waits until granted (in chunks, each call with a deadline).
+        with blocking waits until granted (in one-hour server-side waits).
         Raises :class:`~raftlock.errors.SessionLost` if the lease ends."""
         if self._held:
             raise RuntimeError(f"lock {self.name!r} is already held by this handle")
@@ -86,7 +82,7 @@ class Lock:
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         end = None if deadline is None else attempts_end(deadline)
         self.why_not = ""
-        wait_cap = _WAIT_CHUNK if deadline is None else float("inf")
+        wait_cap = WAIT_CHUNK if deadline is None else float("inf")
         attempted = False
         waited = False  # an attempt of this call waited on the server
         try:

@@ -97,6 +97,41 @@ def test_waiter_is_granted_when_holder_releases(client):
         assert result["at"] - released_at < 2.0
 
 
+def test_a_wait_without_timeout_keeps_its_place_for_an_hour_at_a_time(client):
+    # Rule (FIFO): a server-side wait that ends re-queues at the end of the
+    # queue, so a blocking acquire without a timeout asks the server to wait
+    # an hour per call, as the C++ SDK does (it used to ask for 30 s).
+    with client.session(ttl=5.0) as a, client.session(ttl=5.0) as b:
+        first = a.lock("py/untimed")
+        assert first.acquire()
+        result = {}
+
+        def wait_for_it():
+            lock = b.lock("py/untimed")
+            result["ok"] = lock.acquire()
+            lock.release()
+
+        waiter = threading.Thread(target=wait_for_it, daemon=True)
+        waiter.start()
+        deadline = time.monotonic() + 5.0
+        info = None
+        while time.monotonic() < deadline:
+            info = client.describe("py/untimed")
+            if info is not None and len(info.waiters) == 1:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the waiter never queued")
+        # Cluster times: the wait ends an hour after it started, which was
+        # after the holder's grant.
+        waits_for_ms = info.waiters[0].wait_deadline_ms - info.holders[0].granted_ms
+        first.release()
+        waiter.join(timeout=10.0)
+        assert not waiter.is_alive()
+        assert result["ok"]
+        assert waits_for_ms >= 3500 * 1000, waits_for_ms
+
+
 def test_shared_locks_admit_many_holders_but_no_exclusive(client):
     with client.session(ttl=5.0) as a, client.session(ttl=5.0) as b, client.session(ttl=5.0) as c:
         with a.lock("db/schema", shared=True) as r1, b.lock("db/schema", shared=True) as r2:
