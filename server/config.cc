@@ -112,7 +112,7 @@ absl::Status ParseConfigYaml(const std::string& yaml_text, ServerConfig* config)
   RETURN_IF_ERROR(CheckKnownKeys(
       root, "",
       {"cluster_id", "node_id", "data_dir", "peer_listen", "client_listen", "peer_advertise",
-       "client_advertise", "members", "raft", "limits", "log_level"}));
+       "client_advertise", "members", "raft", "limits", "client_ping_ms", "log_level"}));
   RETURN_IF_ERROR(Read(root, "", "cluster_id", &config->cluster_id));
   RETURN_IF_ERROR(Read(root, "", "node_id", &config->node_id));
   RETURN_IF_ERROR(Read(root, "", "data_dir", &config->data_dir));
@@ -120,6 +120,7 @@ absl::Status ParseConfigYaml(const std::string& yaml_text, ServerConfig* config)
   RETURN_IF_ERROR(Read(root, "", "client_listen", &config->client_listen));
   RETURN_IF_ERROR(Read(root, "", "peer_advertise", &config->peer_advertise));
   RETURN_IF_ERROR(Read(root, "", "client_advertise", &config->client_advertise));
+  RETURN_IF_ERROR(Read(root, "", "client_ping_ms", &config->client_ping_ms));
   RETURN_IF_ERROR(Read(root, "", "log_level", &config->log_level));
   if (const YAML::Node members = root["members"]) {
     if (!members.IsSequence()) return KeyError("members", "must be a list");
@@ -248,6 +249,9 @@ absl::Status ValidateConfig(ServerConfig* config) {
   }
   if (config->snapshot_interval < 1) return KeyError("raft.snapshot_interval", "must be >= 1");
   if (config->time_advance_ms < 1) return KeyError("raft.time_advance_ms", "must be >= 1");
+  if (config->client_ping_ms < 500 || config->client_ping_ms > 3600000) {
+    return KeyError("client_ping_ms", "must be in [500, 3600000]");
+  }
   RETURN_IF_ERROR(ValidateLimits(config->limits));
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   bool level_ok = false;

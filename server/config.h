@@ -12,6 +12,7 @@
 //   raft: {tick_ms: 25, heartbeat_ticks: 2, election_ticks: 8,
 //          snapshot_interval: 10000, snapshot_catchup_entries: 1000}
 //   limits: {min_ttl_ms: ..., max_ttl_ms: ..., ...}   # lock/limits.h
+//   client_ping_ms: 10000
 //   log_level: info
 #pragma once
 
@@ -41,6 +42,10 @@ struct ServerConfig {
   uint64_t snapshot_interval = 10000;
   uint64_t snapshot_catchup_entries = 1000;
   int time_advance_ms = 100;
+  // raftlockd pings every client connection this often and closes one whose
+  // ping is unanswered as long (a vanished client's waits are withdrawn and
+  // its Observe streams end).
+  int client_ping_ms = 10000;
   lock::Limits limits;
   std::string log_level = "info";
 };

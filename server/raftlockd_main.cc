@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
   std::optional<uint64_t> node_id;
   std::optional<std::string> cluster_id, data_dir, peer_listen, client_listen, peer_advertise,
       client_advertise, log_level;
-  std::optional<int> tick_ms, heartbeat_ticks, election_ticks;
+  std::optional<int> tick_ms, heartbeat_ticks, election_ticks, client_ping_ms;
   std::optional<uint64_t> snapshot_interval, snapshot_catchup_entries;
   app.add_option("-c,--config", config_path, "YAML configuration file");
   app.add_option("--node-id", node_id, "this replica's id (> 0)");
@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
                  "applied entries between state-machine snapshots");
   app.add_option("--snapshot-catchup-entries", snapshot_catchup_entries,
                  "log entries kept behind a snapshot for lagging followers");
+  app.add_option("--client-ping-ms", client_ping_ms,
+                 "ping clients this often; close a connection whose ping is unanswered as long");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error");
   app.footer(std::string("Timing defaults: ") + raftlock::server::DefaultTimingReason());
   try {
@@ -99,6 +101,7 @@ int main(int argc, char** argv) {
   if (election_ticks) config.election_ticks = *election_ticks;
   if (snapshot_interval) config.snapshot_interval = *snapshot_interval;
   if (snapshot_catchup_entries) config.snapshot_catchup_entries = *snapshot_catchup_entries;
+  if (client_ping_ms) config.client_ping_ms = *client_ping_ms;
   if (log_level) config.log_level = *log_level;
   if (!members_flag.empty()) {
     absl::Status status = raftlock::server::ParseMembersFlag(members_flag, &config.members);
@@ -174,6 +177,12 @@ int main(int argc, char** argv) {
   // strikes and answers GOAWAY "too_many_pings".
   client_builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 500);
   client_builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // A client that vanishes without closing its connection (a crashed host, a
+  // partition) is noticed by unanswered pings: the connection closes, which
+  // cancels its calls, so their waits are withdrawn and Observe streams end.
+  client_builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, config.client_ping_ms);
+  client_builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, config.client_ping_ms);
+  client_builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   api.Register(client_builder);
   client_server = client_builder.BuildAndStart();
   if (!client_server || client_port == 0) {

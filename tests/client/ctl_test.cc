@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "raftlock/mutex.h"
 #include "tests/client/client_fixture.h"
 
 using namespace raftlock;
@@ -345,4 +346,44 @@ TEST_CASE("raftlockctl cluster status, members and transfer-leader", "[client][c
   auto partial = t.Ctl({"--timeout", "2s", "cluster", "status"});
   CHECK(partial.code == 0);
   CHECK(partial.out.find("unreachable") != std::string::npos);
+}
+
+// A client that stops answering without closing its connection (a crashed
+// host, a partition, here SIGSTOP) would otherwise keep its parked call, and
+// the wait it stands for, until the call's deadline, even while another
+// process keeps the lease alive; and an Observe stream would never end.
+TEST_CASE("raftlockd disconnects a client that stops answering its pings and withdraws its wait",
+          "[client][ctl]") {
+  TestCluster t({"--client-ping-ms", "1000"});
+  auto client = t.NewClient();
+  auto holder_session = t.NewSession(client);
+  auto waiter_session = t.NewSession(client);  // kept alive by this test
+  Mutex holder(*holder_session, "ping/lock");
+  REQUIRE(holder.Lock(After(5s)).ok());
+
+  ChildProcess waiter({RAFTLOCKCTL_PATH, "--endpoints", t.Endpoints(), "--timeout", "60s", "locks",
+                       "acquire", "ping/lock", "--lease",
+                       std::to_string(waiter_session->lease_id())});
+  auto waiters = [&] {
+    auto d = client->LockDescribe("ping/lock", After(2s));
+    return d.ok() ? d->lock().waiters_size() : -1;
+  };
+  REQUIRE(Eventually(5s, [&] { return waiters() == 1; }));
+
+  waiter.Signal(SIGSTOP);
+  const auto stopped_at = Clock::now();
+  // Unanswered pings close the connection within 2 x client-ping-ms.
+  const bool withdrawn = Eventually(10s, [&] { return waiters() == 0; });
+  const double took = MillisSince(stopped_at);
+  waiter.Signal(SIGCONT);
+  waiter.Signal(SIGKILL);
+  CHECK(withdrawn);
+  INFO("withdrawn after " << took << " ms");
+  CHECK(took < 6000);
+  // The lease lived on: only the wait of the vanished call is gone.
+  CHECK(waiter_session->state() == SessionState::kHealthy);
+  auto d = client->LockDescribe("ping/lock", After(2s));
+  REQUIRE(d.ok());
+  REQUIRE(d->lock().holders_size() == 1);
+  CHECK(d->lock().holders(0).lease_id() == holder_session->lease_id());
 }

@@ -121,6 +121,10 @@ TEST_CASE("raftlockd: an invalid config file exits 2 naming the key", "[daemon][
                              "127.0.0.1:2}\nlimits: {max_dedup_clients: 0}\n");
   CHECK(no_dedup.exit_code == 2);
   CHECK_THAT(no_dedup.output, Catch::Contains("limits.max_dedup_clients: must be in [1, "));
+  RunResult no_ping = RunDaemon("--node-id 1 --data-dir " + dir +
+                                "/d --members 1=127.0.0.1:1/127.0.0.1:2 --client-ping-ms 100");
+  CHECK(no_ping.exit_code == 2);
+  CHECK_THAT(no_ping.output, Catch::Contains("client_ping_ms: must be in [500, 3600000]"));
 
   RunResult bad_address =
       RunDaemon("--node-id 1 --data-dir " + dir + "/d --members 1=localhost/127.0.0.1:5");
