@@ -134,11 +134,19 @@ class Session:
 
     @property
     def state(self) -> SessionState:
-        """The state by the local clock now (not only as of the last tick:
-        the ticker thread may be late after a pause)."""
-        self._evaluate(time.monotonic())
+        """The state by the local clock now: JEOPARDY or LOST as soon as the
+        clock says so, even before the session's thread, which moves the state
+        and calls the listeners, has run (it may be late after a pause)."""
         with self._cv:
-            return self._state
+            state = self._state
+            acked = self._acked_sent
+        if state in (SessionState.ALIVE, SessionState.JEOPARDY):
+            now = time.monotonic()
+            if now >= acked + self.ttl - self.lost_margin:
+                return SessionState.LOST
+            if now >= acked + self.jeopardy_after:
+                return SessionState.JEOPARDY
+        return state
 
     @property
     def alive(self) -> bool:
@@ -156,7 +164,10 @@ class Session:
     @property
     def lost_reason(self) -> str:
         with self._cv:
-            return self._lost_reason
+            reason = self._lost_reason
+        if not reason and self.state == SessionState.LOST:  # not yet reported
+            return "no keepalive acknowledged within the lease's TTL"
+        return reason
 
     def safe_until(self) -> float:
         """``time.monotonic()`` value until which the lease is certainly alive

@@ -75,6 +75,39 @@ def test_jeopardy_then_lost_when_the_cluster_is_paused(cluster):
         c.close()
 
 
+def test_listeners_run_on_the_sessions_thread_even_while_callers_poll_the_state(cluster):
+    # Rule (Session docstring): listeners are called from the session's own
+    # thread, never from a caller that reads `state` or calls check() as the
+    # lease runs out (a listener that stops guarded work must not run inside,
+    # say, an acquire on another thread).
+    c = raftlock.Client(cluster.endpoints, timeout=5.0, attempt_timeout=1.0)
+    threads = []
+
+    def record(session, old, new):
+        threads.append(threading.current_thread().name)
+
+    try:
+        session = c.session(ttl=1.0, on_state_change=record)
+        cluster.pause_all()
+        try:
+            deadline = time.monotonic() + 3.0
+            seen_lost = False
+            while time.monotonic() < deadline and not seen_lost:
+                seen_lost = session.state == SessionState.LOST  # polls as fast as it can
+            assert seen_lost
+            assert session.wait_for(SessionState.LOST, timeout=1.0)
+            time.sleep(0.2)  # the session's thread has reported it
+        finally:
+            cluster.resume_all()
+        assert len(threads) >= 2, threads  # jeopardy, then lost
+        assert all(name.startswith("raftlock-") for name in threads), threads
+        with pytest.raises(raftlock.SessionLost):
+            session.check()
+        session.close()
+    finally:
+        c.close()
+
+
 def test_session_reports_lost_when_the_server_revokes_it(client):
     session = client.session(ttl=5.0)
     try:
