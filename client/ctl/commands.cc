@@ -173,10 +173,13 @@ std::unique_ptr<Session> OpenSession(const std::shared_ptr<Client>& client, mill
     options.safety_margin = std::max(ttl / 10, milliseconds(100)) + on_loss.stop_time;
     const milliseconds before_loss = ttl - options.safety_margin;
     if (before_loss < milliseconds(300)) {
-      std::cerr << "raftlockctl: " << stop_flag << ": " << on_loss.stop_time.count()
-                << "ms is too long for --ttl " << ttl.count()
-                << "ms: the session must report loss that long before its lease can expire, "
-                   "which leaves less than 300ms for keepalives; give a longer --ttl\n";
+      std::cerr << "raftlockctl: " << stop_flag << ": too long for --ttl " << ttl.count()
+                << "ms: stopping the command may take " << on_loss.stop_time.count()
+                << "ms, so the session must report loss that long (plus "
+                << (options.safety_margin - on_loss.stop_time).count()
+                << "ms) before its lease can expire, which leaves less than 300ms for "
+                   "keepalives; give a longer --ttl or a shorter "
+                << stop_flag << "\n";
       *exit_code = kExitBadInput;
       return nullptr;
     }
@@ -209,6 +212,9 @@ namespace {
 // returns: the lock stays held until the command has exited.
 class GuardedCommand {
  public:
+  // How long StopOnLoss waits for the command to exit after SIGKILL.
+  static constexpr milliseconds kAfterSigkill{250};
+
   GuardedCommand(std::string lock_name, milliseconds kill_after)
       : lock_name_(std::move(lock_name)), kill_after_(kill_after) {}
 
@@ -223,25 +229,32 @@ class GuardedCommand {
   }
 
   // SIGTERM, then SIGKILL after kill_after; returns once Exited() is called
-  // (or 1 s after SIGKILL).
+  // (or kAfterSigkill after SIGKILL): within kill_after + kAfterSigkill.
   void StopOnLoss() {
-    Child child;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (exited_.cancelled()) return;  // lost after the command's end
+      if (exited_) return;  // lost after the command's end
       lost_ = true;
-      child = child_;
+      if (child_.pid < 0) return;
+      std::cerr << "raftlockctl: lock " << lock_name_ << ": session lost; stopping the command\n";
+      kill(child_.signal_target, SIGTERM);
     }
-    if (child.pid < 0) return;
-    std::cerr << "raftlockctl: lock " << lock_name_ << ": session lost; stopping the command\n";
-    kill(child.signal_target, SIGTERM);
-    if (exited_.WaitUntil(After(kill_after_))) return;
-    kill(child.signal_target, SIGKILL);
-    (void)exited_.WaitUntil(After(milliseconds(1000)));
+    if (exited_token_.WaitUntil(After(kill_after_))) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (exited_) return;
+      kill(child_.signal_target, SIGKILL);
+    }
+    (void)exited_token_.WaitUntil(After(kAfterSigkill));
   }
 
-  // The command was reaped.
-  void Exited() { exited_.Cancel("the command exited"); }
+  // The command exited. Call before reaping it: a signal is sent only under
+  // mu_ before this, so none can reach a reaped (and maybe reused) pid.
+  void Exited() {
+    std::lock_guard<std::mutex> lock(mu_);
+    exited_ = true;
+    exited_token_.Cancel("the command exited");
+  }
 
   bool lost() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -252,9 +265,10 @@ class GuardedCommand {
   const std::string lock_name_;
   const milliseconds kill_after_;
   mutable std::mutex mu_;
-  bool lost_ = false;  // guarded by mu_
-  Child child_;        // guarded by mu_
-  CancellationToken exited_;
+  bool lost_ = false;    // guarded by mu_
+  bool exited_ = false;  // guarded by mu_
+  Child child_;          // guarded by mu_
+  CancellationToken exited_token_;
 };
 
 }  // namespace
@@ -276,8 +290,10 @@ int CmdLock(const Globals& g, const LockArgs& a) {
   int code = kExitOk;
   auto command = std::make_shared<GuardedCommand>(a.name, *kill_after);
   // The grant is one short call; --timeout is how long to wait for the lock.
-  auto session = OpenSession(client, *ttl, After(kDefaultRpcTimeout), &code,
-                             {[command] { command->StopOnLoss(); }, *kill_after}, "--kill-after");
+  auto session = OpenSession(
+      client, *ttl, After(kDefaultRpcTimeout), &code,
+      {[command] { command->StopOnLoss(); }, *kill_after + GuardedCommand::kAfterSigkill},
+      "--kill-after");
   if (!session) return code;
   const uint64_t lease = session->lease_id();
   phase.Acquiring(lease);
@@ -342,11 +358,17 @@ int CmdLock(const Globals& g, const LockArgs& a) {
   if (Interrupted().cancelled()) {
     kill(child.signal_target, LastSignal() ? LastSignal() : SIGTERM);
   }
-  int wstatus = 0;
-  while (waitpid(child.pid, &wstatus, 0) < 0 && errno == EINTR) {
+  // Wait for the exit without reaping, so that no signal (a forwarded one
+  // or StopOnLoss's) can reach the pid once it is reaped and maybe reused.
+  siginfo_t exited{};
+  while (waitid(P_PID, static_cast<id_t>(child.pid), &exited, WEXITED | WNOWAIT) < 0 &&
+         errno == EINTR) {
   }
   command->Exited();
   ForwardSignalsTo(0);
+  int wstatus = 0;
+  while (waitpid(child.pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
   if (command->lost()) return kExitSessionLost;
 
   absl::Status unlocked = lock->Unlock(After(kDefaultRpcTimeout));

@@ -46,7 +46,7 @@ void WithdrawUnanswered(const std::string& what, Deadline deadline, const AskFn&
   }
   const Deadline asked_by = Clock::now() + (deadline - Clock::now()) / 2;
   absl::StatusOr<std::optional<uint64_t>> granted = ask(asked_by, /*new_write=*/false);
-  if (!granted.ok() && ErrorReason(granted.status()) == "ERROR_REASON_SEQUENCE_TOO_OLD") {
+  if (!granted.ok() && WriteForgotten(granted.status())) {
     granted = ask(asked_by, /*new_write=*/true);
   }
   if (!granted.ok() || !granted->has_value()) return;
@@ -95,8 +95,12 @@ absl::Status RunWaitingCall(const WaitingCallText& text, Deadline deadline, bool
     if (!answer.ok() && WriteForgotten(answer.status())) {
       // The cluster forgot the attempt's write, so whether it queued or was
       // granted is unknown; a new attempt by the same lease gets its hold or
-      // its place in the queue back (re-acquire), or queues afresh.
-      continue;
+      // its place in the queue back (re-acquire), or queues afresh. Without
+      // time for one, the clean-up asks the same way and gives back a grant.
+      waited = waited || wait_ms > 0;
+      if (Clock::now() < attempts_end) continue;
+      abandon();
+      return absl::DeadlineExceededError(timed_out);
     }
     if (!answer.ok()) {
       if (OutcomeUnknown(answer.status())) abandon();
@@ -114,8 +118,11 @@ absl::Status RunWaitingCall(const WaitingCallText& text, Deadline deadline, bool
         // This call was not cancelled (it got an answer), so another call of
         // the same lease and name was: a stale attempt of this one, whose
         // cancellation reached the server after this retry joined its wait.
-        // Wait again if the deadline allows (at the end of the queue).
-        continue;
+        // Wait again if the deadline allows (at the end of the queue); a
+        // try-once call reports it not granted, as for BUSY.
+        if (!try_once) continue;
+        if (busy) *busy = true;
+        return absl::OkStatus();
       case v1::NOT_ACQUIRED_REASON_BUSY:
         if (try_once) {
           if (busy) *busy = true;

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "client/src/internal.h"
@@ -44,6 +45,23 @@ TEST_CASE("semantics 5: a waiting call whose write was forgotten goes on with a 
   CHECK(abandoned == 0);  // a new attempt answers for the forgotten one
 }
 
+TEST_CASE("semantics 5: a waiting call whose write was forgotten at its deadline cleans it up",
+          "[client][waiting-call]") {
+  int attempts = 0;
+  int abandoned = 0;
+  absl::Status status = RunWaitingCall(
+      kText, After(300ms), /*try_once=*/false, nullptr,
+      [&](int64_t, Deadline by) -> absl::StatusOr<WaitingAttempt> {
+        ++attempts;
+        std::this_thread::sleep_until(by);  // retries used up the attempt's time
+        return ForgottenWrite();
+      },
+      [&] { ++abandoned; });
+  CHECK(status.code() == absl::StatusCode::kDeadlineExceeded);
+  CHECK(attempts == 1);
+  CHECK(abandoned == 1);  // the forgotten write may have queued or been granted
+}
+
 TEST_CASE(
     "semantics 5: the clean-up of an unanswered call asks again with a new write when "
     "the first was forgotten",
@@ -54,11 +72,8 @@ TEST_CASE(
       "lock test", After(10s),
       [&](Deadline, bool new_write) -> absl::StatusOr<std::optional<uint64_t>> {
         asked.push_back(new_write);
-        if (!new_write) {
-          return WithReason(absl::FailedPreconditionError("sequence too old"),
-                            "ERROR_REASON_SEQUENCE_TOO_OLD");
-        }
-        return std::optional<uint64_t>(42);  // the lease holds the lock: token 42
+        if (!new_write) return ForgottenWrite();  // as the Client answers a sent write
+        return std::optional<uint64_t>(42);       // the lease holds the lock: token 42
       },
       [&](uint64_t token, Deadline) {
         undone = token;

@@ -315,9 +315,9 @@ class AckCheckingSender final : public PeerSender {
 
 }  // namespace
 
-// The follower syncs on its loop while its syncer is idle (the fast path)
-// and on the syncer otherwise: either way no acknowledgement may leave
-// before the entries it covers are durable.
+// A follower writes and syncs each append on its loop (its syncer is idle:
+// only a leader queues syncs there), and no acknowledgement may leave before
+// the entries it covers are durable.
 TEST_CASE("Raft 5.3: a follower acknowledges appended entries only once they are durable",
           "[replica][durability]") {
   auto owned_storage = std::make_unique<SyncTrackingStorage>();

@@ -274,8 +274,14 @@ class Election:
             except errors.OutcomeUnknown:
                 # The cluster forgot this attempt's write, so whether it
                 # queued or won is unknown; a new attempt by the same lease
-                # gets its leadership or its place in the queue back.
-                continue
+                # gets its leadership or its place in the queue back. Without
+                # time for one, the clean-up asks the same way and resigns.
+                waited = waited or wait > 0
+                if end is None or time.monotonic() < end:
+                    continue
+                self._withdraw(request, time_left(deadline))
+                self.why_not = "timed_out"
+                return False
             except errors.RaftlockError as error:
                 if error.reason == "WAIT_TIMEOUT_OUT_OF_RANGE" and wait > 0.002:
                     # The cluster's limits.max_wait_timeout_ms is below this

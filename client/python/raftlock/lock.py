@@ -104,8 +104,14 @@ class Lock:
                     # The cluster forgot this attempt's write, so whether it
                     # queued or was granted is unknown; a new attempt by the
                     # same lease gets its hold or its place in the queue back
-                    # (re-acquire), or queues afresh.
-                    continue
+                    # (re-acquire), or queues afresh. Without time for one,
+                    # the clean-up asks the same way and gives back a grant.
+                    waited = waited or wait > 0
+                    if end is None or time.monotonic() < end:
+                        continue
+                    self._withdraw(write_id, time_left(deadline))
+                    self.why_not = "timed_out"
+                    return False
                 except errors.RaftlockError as error:
                     if error.reason == "WAIT_TIMEOUT_OUT_OF_RANGE" and wait > 0.002:
                         # The cluster's limits.max_wait_timeout_ms is below this
