@@ -180,6 +180,35 @@ void Client::ForgetLeader(const std::string& failed_address) {
   if (leader_ == failed_address) leader_.clear();
 }
 
+void CallCanceller::Cancel() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cancelled_ = true;
+  if (context_ != nullptr) context_->TryCancel();
+  cancelled_cv_.notify_all();
+}
+
+bool CallCanceller::cancelled() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cancelled_;
+}
+
+bool CallCanceller::Attach(grpc::ClientContext* context) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (cancelled_) return false;
+  context_ = context;
+  return true;
+}
+
+void CallCanceller::Detach() {
+  std::lock_guard<std::mutex> lock(mu_);
+  context_ = nullptr;
+}
+
+bool CallCanceller::SleepFor(std::chrono::milliseconds pause) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cancelled_cv_.wait_for(lock, pause, [this] { return cancelled_; });
+}
+
 std::chrono::milliseconds Client::Backoff(int attempt) {
   int64_t cap = options_.initial_backoff.count() << std::min(attempt, 20);
   cap = std::max<int64_t>(1, std::min<int64_t>(cap, options_.max_backoff.count()));
@@ -208,7 +237,13 @@ absl::Status Client::Call(const char* what, const CallOptions& call, Deadline de
     if (call.waits) attempt_deadline = std::min(deadline, now + call.wait + attempt_timeout);
     grpc::ClientContext context;
     context.set_deadline(ToSystem(attempt_deadline));
+    const absl::Status cancelled = absl::CancelledError(std::string(what) + ": cancelled");
+    if (call.canceller != nullptr && !call.canceller->Attach(&context)) return cancelled;
     grpc::Status status = rpc(*endpoint, &context);
+    if (call.canceller != nullptr) {
+      call.canceller->Detach();
+      if (!status.ok() && call.canceller->cancelled()) return cancelled;
+    }
     if (status.ok()) {
       if (call.leader_only && call.fixed_endpoint.empty()) NoteLeader(endpoint->address);
       return absl::OkStatus();
@@ -266,7 +301,13 @@ absl::Status Client::Call(const char* what, const CallOptions& call, Deadline de
     if (!immediate) {
       auto pause = Backoff(attempt);
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      std::this_thread::sleep_for(std::max(std::chrono::milliseconds(0), std::min(pause, left)));
+      pause = std::max(std::chrono::milliseconds(0), std::min(pause, left));
+      if (call.canceller != nullptr) {
+        if (call.canceller->SleepFor(pause))
+          return absl::CancelledError(std::string(what) + ": cancelled");
+      } else {
+        std::this_thread::sleep_for(pause);
+      }
     }
   }
 }
@@ -285,11 +326,14 @@ absl::StatusOr<v1::LeaseGrantResponse> Client::LeaseGrant(v1::LeaseGrantRequest 
 }
 
 absl::StatusOr<v1::LeaseRevokeResponse> Client::LeaseRevoke(v1::LeaseRevokeRequest request,
-                                                            Deadline deadline) {
+                                                            Deadline deadline,
+                                                            CallCanceller* canceller) {
   if (!request.has_write()) *request.mutable_write() = NextWrite();
   v1::LeaseRevokeResponse response;
+  CallOptions options = WriteCall(request.mutable_write());
+  options.canceller = canceller;
   absl::Status status = Call(
-      "Lease.Revoke", WriteCall(request.mutable_write()), deadline,
+      "Lease.Revoke", options, deadline,
       [&](Endpoint& e, grpc::ClientContext* c) { return e.lease->Revoke(c, request, &response); });
   if (!status.ok()) return status;
   return response;
@@ -297,12 +341,13 @@ absl::StatusOr<v1::LeaseRevokeResponse> Client::LeaseRevoke(v1::LeaseRevokeReque
 
 absl::StatusOr<v1::LeaseKeepAliveResponse> Client::LeaseKeepAlive(
     uint64_t lease_id, Deadline deadline, Clock::time_point* sent,
-    std::optional<std::chrono::milliseconds> attempt_timeout) {
+    std::optional<std::chrono::milliseconds> attempt_timeout, CallCanceller* canceller) {
   v1::LeaseKeepAliveRequest request;
   request.set_lease_id(lease_id);
   v1::LeaseKeepAliveResponse response;
   CallOptions options;
   options.attempt_timeout = attempt_timeout;
+  options.canceller = canceller;
   absl::Status status =
       Call("Lease.KeepAlive", options, deadline, [&](Endpoint& e, grpc::ClientContext* c) {
         auto stream = e.lease->KeepAlive(c);

@@ -139,7 +139,8 @@ void Session::Run() {
     Deadline call_deadline = std::min({lost_time, now + interval, now + 2 * attempt_timeout});
     if (healthy) call_deadline = std::min(call_deadline, jeopardy_at);
     Clock::time_point sent{};
-    auto answer = client_->LeaseKeepAlive(lease_id_, call_deadline, &sent, attempt_timeout);
+    auto answer =
+        client_->LeaseKeepAlive(lease_id_, call_deadline, &sent, attempt_timeout, &calls_);
     if (answer.ok() && !answer->expired()) {
       bool recovered = false;
       {
@@ -175,9 +176,10 @@ void Session::RevokeAfterLoss() {
       if (stop_) return;
     }
     const Clock::time_point now = Clock::now();
-    auto revoked =
-        client_->LeaseRevoke(request, std::min({end, now + options_.keepalive_interval,
-                                                now + client_->options().attempt_timeout}));
+    auto revoked = client_->LeaseRevoke(request,
+                                        std::min({end, now + options_.keepalive_interval,
+                                                  now + client_->options().attempt_timeout}),
+                                        &calls_);
     if (revoked.ok() || revoked.status().code() == absl::StatusCode::kNotFound) return;
     std::unique_lock<std::mutex> lock(mu_);  // a pause, so fast failures do not spin
     if (cv_.wait_for(lock, milliseconds(100), [this] { return stop_; })) return;
@@ -191,6 +193,7 @@ absl::Status Session::Close(Deadline deadline) {
     stop_ = true;
   }
   cv_.notify_all();
+  calls_.Cancel();  // a keepalive or revoke in flight ends now
   // From a callback on the session's own thread (on_state_change, OnCancel):
   // that thread returns once the callback does.
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();

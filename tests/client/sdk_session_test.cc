@@ -91,6 +91,25 @@ TEST_CASE("Session keeps its lease alive in the background and Close revokes it"
   CHECK(late.Lock(After(2s)).code() == absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_CASE("Session::Close returns by its deadline while a keepalive hangs at a paused cluster",
+          "[client][sdk][session]") {
+  TestCluster t;
+  auto client = t.NewClient();  // attempt_timeout 1.5 s: a keepalive call may take 3 s
+  auto session = t.NewSession(client, 10s);
+  for (int id = 1; id <= 3; ++id) t.cluster.Pause(id);
+  // The keepalive sent at TTL/3 (3.3 s) hangs: nothing answers it.
+  std::this_thread::sleep_for(3500ms);
+  const auto closing = Clock::now();
+  (void)session->Close(After(500ms));  // the revoke cannot succeed either
+  const double took = MillisSince(closing);
+  for (int id = 1; id <= 3; ++id) t.cluster.Resume(id);
+  INFO("Close took " << took << " ms");
+  // Rule: every call has a deadline; Close ends the keepalive in flight
+  // instead of waiting out its own (up to 2 x attempt_timeout).
+  CHECK(took < 900);
+  CHECK(session->state() == SessionState::kClosed);
+}
+
 TEST_CASE("Session reports jeopardy then lost when every node is SIGSTOPped, before a handover",
           "[client][sdk][session]") {
   TestCluster t;

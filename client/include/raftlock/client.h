@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -82,6 +83,30 @@ inline constexpr int kMaxAnswerBytes = 64 << 20;
 inline constexpr std::chrono::milliseconds kMinPingInterval{1000};
 inline constexpr std::chrono::milliseconds kMaxPingSetting{3600 * 1000};
 
+// Ends Client calls from another thread (Session::Close ends its keepalive
+// so): Cancel() cancels the attempt in flight and cuts a backoff pause short,
+// and a call given a cancelled canceller returns CANCELLED without a new
+// attempt. One-shot. Thread-safe.
+class CallCanceller {
+ public:
+  void Cancel();
+  bool cancelled() const;
+
+ private:
+  friend class Client;
+  // Registers the attempt's context; false (nothing registered) if cancelled.
+  bool Attach(grpc::ClientContext* context);
+  // Unregisters it; call before the context is destroyed.
+  void Detach();
+  // Sleeps up to `pause`; true if cancelled (at once or meanwhile).
+  bool SleepFor(std::chrono::milliseconds pause);
+
+  mutable std::mutex mu_;
+  std::condition_variable cancelled_cv_;
+  grpc::ClientContext* context_ = nullptr;  // guarded by mu_
+  bool cancelled_ = false;                  // guarded by mu_
+};
+
 class Client {
  public:
   // Validates `options` (INVALID_ARGUMENT naming the option: an empty or
@@ -114,14 +139,18 @@ class Client {
   // ---- Lease. Requests without a `write` get NextWrite().
   absl::StatusOr<v1::LeaseGrantResponse> LeaseGrant(v1::LeaseGrantRequest request,
                                                     Deadline deadline);
+  // `canceller` (optional) can end the call early (CANCELLED).
   absl::StatusOr<v1::LeaseRevokeResponse> LeaseRevoke(v1::LeaseRevokeRequest request,
-                                                      Deadline deadline);
+                                                      Deadline deadline,
+                                                      CallCanceller* canceller = nullptr);
   // One keepalive over a short KeepAlive stream, retried until `deadline`.
   // `sent` (optional) receives the monotonic time the acknowledged attempt was
-  // sent: the lease cannot expire before sent + TTL.
+  // sent: the lease cannot expire before sent + TTL. `canceller` (optional)
+  // can end the call early (CANCELLED).
   absl::StatusOr<v1::LeaseKeepAliveResponse> LeaseKeepAlive(
       uint64_t lease_id, Deadline deadline, Clock::time_point* sent = nullptr,
-      std::optional<std::chrono::milliseconds> attempt_timeout = std::nullopt);
+      std::optional<std::chrono::milliseconds> attempt_timeout = std::nullopt,
+      CallCanceller* canceller = nullptr);
   absl::StatusOr<v1::LeaseTimeToLiveResponse> LeaseTimeToLive(uint64_t lease_id, Deadline deadline);
   // Every live lease, fetched in pages of `page_size` (0: the server's, 1000;
   // at most 10000), all by `deadline`. Pages are read at different indexes,
@@ -186,6 +215,7 @@ class Client {
     // The WriteId of the request `rpc` sends (null: not a write); replaced
     // when its first attempt is answered SEQUENCE_TOO_OLD (see NextWrite).
     v1::WriteId* write = nullptr;
+    CallCanceller* canceller = nullptr;  // may end the call (CANCELLED)
   };
   using Rpc = std::function<grpc::Status(Endpoint&, grpc::ClientContext*)>;
 

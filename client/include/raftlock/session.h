@@ -57,10 +57,11 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  // Stops the keepalives, moves to kClosed and cancels the token, then revokes
-  // the lease (so guarded work is told to stop before anyone else can take
-  // the session's locks). Idempotent. Thread-safe, also from on_state_change
-  // and token callbacks.
+  // Stops the keepalives (ending a keepalive call in flight), moves to
+  // kClosed and cancels the token, then revokes the lease (so guarded work is
+  // told to stop before anyone else can take the session's locks); returns by
+  // `deadline`. Idempotent. Thread-safe, also from on_state_change and token
+  // callbacks.
   absl::Status Close(Deadline deadline);
 
   uint64_t lease_id() const { return lease_id_; }
@@ -88,6 +89,7 @@ class Session {
   CancellationToken token_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  CallCanceller calls_;  // ends the session thread's call in flight at Close
   bool stop_ = false;
   SessionState state_ = SessionState::kHealthy;
   Clock::time_point acked_sent_;  // send time of the last acknowledged keepalive (or grant)
