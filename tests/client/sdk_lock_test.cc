@@ -355,6 +355,23 @@ struct ParkedLock {
     }));
   }
 
+  // Unlocks the holder, then checks that the parked Lock is granted: the
+  // waiter alone holds `name`, with a larger token, and nobody waits.
+  void CheckWaiterGetsItWhenHolderUnlocks(const std::string& name) {
+    const uint64_t holder_token = holder.token();
+    REQUIRE(holder.Unlock(After(10s)).ok());
+    absl::Status status = waited.get();
+    INFO(status.ToString());
+    REQUIRE(status.ok());
+    CHECK(waiter.held());
+    CHECK(waiter.token() > holder_token);
+    auto d = client->LockDescribe(name, After(5s));
+    REQUIRE(d.ok());
+    REQUIRE(d->lock().holders_size() == 1);
+    CHECK(d->lock().holders(0).lease_id() == waiter_session->lease_id());
+    CHECK(d->lock().waiters_size() == 0);
+  }
+
   std::shared_ptr<Client> client;
   std::unique_ptr<Session> holder_session;
   std::unique_ptr<Session> waiter_session;
@@ -378,17 +395,7 @@ TEST_CASE("a Lock waiting on a leader that shuts down keeps its place and is gra
   const int next_leader = t.cluster.WaitForLeader(10s, {t.leader});
   REQUIRE(next_leader != 0);
   CHECK(waited.wait_for(500ms) == std::future_status::timeout);
-  const uint64_t holder_token = holder.token();
-  REQUIRE(holder.Unlock(After(10s)).ok());
-  absl::Status status = waited.get();
-  INFO(status.ToString());
-  REQUIRE(status.ok());
-  CHECK(waiter.held());
-  CHECK(waiter.token() > holder_token);
-  auto d = client->LockDescribe("shutdown/lock", After(5s));
-  REQUIRE(d.ok());
-  REQUIRE(d->lock().holders_size() == 1);
-  CHECK(d->lock().holders(0).lease_id() == waiter_session->lease_id());
+  parked.CheckWaiterGetsItWhenHolderUnlocks("shutdown/lock");
 }
 
 TEST_CASE("a Lock whose retried write the cluster forgot keeps its place and is granted later",
@@ -410,18 +417,7 @@ TEST_CASE("a Lock whose retried write the cluster forgot keeps its place and is 
   // Rule: the Lock goes on with a new write, which the server answers from
   // the lease's place in the queue: it neither fails nor leaves a wait behind.
   CHECK(waited.wait_for(1s) == std::future_status::timeout);
-  const uint64_t holder_token = holder.token();
-  REQUIRE(holder.Unlock(After(10s)).ok());
-  absl::Status status = waited.get();
-  INFO(status.ToString());
-  REQUIRE(status.ok());
-  CHECK(waiter.held());
-  CHECK(waiter.token() > holder_token);
-  auto d = client->LockDescribe("forgotten/lock", After(5s));
-  REQUIRE(d.ok());
-  REQUIRE(d->lock().holders_size() == 1);
-  CHECK(d->lock().holders(0).lease_id() == waiter_session->lease_id());
-  CHECK(d->lock().waiters_size() == 0);
+  parked.CheckWaiterGetsItWhenHolderUnlocks("forgotten/lock");
 }
 
 TEST_CASE("a Lock waiting on a leader that is paused fails over by connection pings",

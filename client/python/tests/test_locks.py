@@ -412,6 +412,31 @@ def test_a_fresh_write_behind_16_newer_ones_is_sent_again(client):
         assert again.header.duplicate
 
 
+def _park_waiter(client, session, name, timeout):
+    """Starts a thread whose lock of `name` through `session` waits up to
+    `timeout`; returns (thread, result) once the wait is queued. `result`
+    gets "ok" and "token", or "error"."""
+    result = {}
+
+    def wait_for_it():
+        lock = session.lock(name, timeout=timeout)
+        try:
+            result["ok"] = lock.acquire()
+            result["token"] = lock.fencing_token
+        except raftlock.RaftlockError as error:
+            result["error"] = error
+
+    waiter = threading.Thread(target=wait_for_it, daemon=True)
+    waiter.start()
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        info = client.describe(name)
+        if info is not None and len(info.waiters) == 1:
+            return waiter, result
+        time.sleep(0.02)
+    pytest.fail("the waiter never queued")
+
+
 def test_a_wait_parked_at_a_paused_leader_fails_over_by_pings(cluster):
     """A paused (or partitioned) leader keeps its connection open and never
     answers: the parked acquire must notice by HTTP/2 pings and re-send its
@@ -421,26 +446,7 @@ def test_a_wait_parked_at_a_paused_leader_fails_over_by_pings(cluster):
         with client.session(ttl=10.0) as a, client.session(ttl=10.0) as b:
             first = a.lock("paused/lock")
             assert first.acquire()
-            result = {}
-
-            def wait_for_it():
-                lock = b.lock("paused/lock", timeout=40.0)
-                try:
-                    result["ok"] = lock.acquire()
-                    result["token"] = lock.fencing_token
-                except raftlock.RaftlockError as error:
-                    result["error"] = error
-
-            waiter = threading.Thread(target=wait_for_it, daemon=True)
-            waiter.start()
-            deadline = time.monotonic() + 5.0
-            while time.monotonic() < deadline:
-                info = client.describe("paused/lock")
-                if info is not None and len(info.waiters) == 1:
-                    break
-                time.sleep(0.02)
-            else:
-                pytest.fail("the waiter never queued")
+            waiter, result = _park_waiter(client, b, "paused/lock", 40.0)
             cluster.pause(leader)
             cluster.leader(timeout=10.0, exclude=(leader,))
             first.release()
@@ -460,26 +466,7 @@ def test_a_wait_whose_write_the_cluster_forgot_keeps_its_place(cluster):
         with client.session(ttl=10.0) as a, client.session(ttl=10.0) as b:
             first = a.lock("forgotten/lock")
             assert first.acquire()
-            result = {}
-
-            def wait_for_it():
-                lock = b.lock("forgotten/lock", timeout=30.0)
-                try:
-                    result["ok"] = lock.acquire()
-                    result["token"] = lock.fencing_token
-                except raftlock.RaftlockError as error:
-                    result["error"] = error
-
-            waiter = threading.Thread(target=wait_for_it, daemon=True)
-            waiter.start()
-            deadline = time.monotonic() + 5.0
-            while time.monotonic() < deadline:
-                info = client.describe("forgotten/lock")
-                if info is not None and len(info.waiters) == 1:
-                    break
-                time.sleep(0.02)
-            else:
-                pytest.fail("the waiter never queued")
+            waiter, result = _park_waiter(client, b, "forgotten/lock", 30.0)
             for i in range(17):  # newer writes of the same Client
                 client.acquire(f"forgotten/other/{i}", a.lease_id)
             cluster.kill(leader)
