@@ -180,6 +180,15 @@ void Client::ForgetLeader(const std::string& failed_address) {
   if (leader_ == failed_address) leader_.clear();
 }
 
+namespace {
+
+// What a call ended by its CallCanceller returns.
+absl::Status Cancelled(const char* what) {
+  return absl::CancelledError(std::string(what) + ": cancelled");
+}
+
+}  // namespace
+
 void CallCanceller::Cancel() {
   std::lock_guard<std::mutex> lock(mu_);
   cancelled_ = true;
@@ -237,12 +246,11 @@ absl::Status Client::Call(const char* what, const CallOptions& call, Deadline de
     if (call.waits) attempt_deadline = std::min(deadline, now + call.wait + attempt_timeout);
     grpc::ClientContext context;
     context.set_deadline(ToSystem(attempt_deadline));
-    const absl::Status cancelled = absl::CancelledError(std::string(what) + ": cancelled");
-    if (call.canceller != nullptr && !call.canceller->Attach(&context)) return cancelled;
+    if (call.canceller != nullptr && !call.canceller->Attach(&context)) return Cancelled(what);
     grpc::Status status = rpc(*endpoint, &context);
     if (call.canceller != nullptr) {
       call.canceller->Detach();
-      if (!status.ok() && call.canceller->cancelled()) return cancelled;
+      if (!status.ok() && call.canceller->cancelled()) return Cancelled(what);
     }
     if (status.ok()) {
       if (call.leader_only && call.fixed_endpoint.empty()) NoteLeader(endpoint->address);
@@ -303,8 +311,7 @@ absl::Status Client::Call(const char* what, const CallOptions& call, Deadline de
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       pause = std::max(std::chrono::milliseconds(0), std::min(pause, left));
       if (call.canceller != nullptr) {
-        if (call.canceller->SleepFor(pause))
-          return absl::CancelledError(std::string(what) + ": cancelled");
+        if (call.canceller->SleepFor(pause)) return Cancelled(what);
       } else {
         std::this_thread::sleep_for(pause);
       }
