@@ -104,31 +104,15 @@ def test_a_wait_without_timeout_keeps_its_place_for_an_hour_at_a_time(client):
     with client.session(ttl=5.0) as a, client.session(ttl=5.0) as b:
         first = a.lock("py/untimed")
         assert first.acquire()
-        result = {}
-
-        def wait_for_it():
-            lock = b.lock("py/untimed")
-            result["ok"] = lock.acquire()
-            lock.release()
-
-        waiter = threading.Thread(target=wait_for_it, daemon=True)
-        waiter.start()
-        deadline = time.monotonic() + 5.0
-        info = None
-        while time.monotonic() < deadline:
-            info = client.describe("py/untimed")
-            if info is not None and len(info.waiters) == 1:
-                break
-            time.sleep(0.02)
-        else:
-            pytest.fail("the waiter never queued")
+        waiter, result = _park_waiter(client, b, "py/untimed", None)  # no timeout
+        info = client.describe("py/untimed")
         # Cluster times: the wait ends an hour after it started, which was
         # after the holder's grant.
         waits_for_ms = info.waiters[0].wait_deadline_ms - info.holders[0].granted_ms
         first.release()
         waiter.join(timeout=10.0)
         assert not waiter.is_alive()
-        assert result["ok"]
+        assert result.get("ok"), result
         assert waits_for_ms >= 3500 * 1000, waits_for_ms
 
 
@@ -414,8 +398,8 @@ def test_a_fresh_write_behind_16_newer_ones_is_sent_again(client):
 
 def _park_waiter(client, session, name, timeout):
     """Starts a thread whose lock of `name` through `session` waits up to
-    `timeout`; returns (thread, result) once the wait is queued. `result`
-    gets "ok" and "token", or "error"."""
+    `timeout` (None: no timeout); returns (thread, result) once the wait is
+    queued. `result` gets "ok" and "token", or "error"."""
     result = {}
 
     def wait_for_it():
