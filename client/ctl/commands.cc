@@ -1,7 +1,5 @@
 // raftlockctl commands. Each returns the process exit code (ctl.h).
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,12 +11,11 @@
 #include <thread>
 
 #include "client/ctl/ctl.h"
+#include "client/ctl/guarded_command.h"
 #include "raftlock/cluster.h"
 #include "raftlock/election.h"
 #include "raftlock/mutex.h"
 #include "raftlock/session.h"
-
-extern char** environ;
 
 namespace raftlock::ctl {
 
@@ -42,81 +39,6 @@ std::optional<milliseconds> ParseOrComplain(const std::string& flag, const std::
               << "' is not a duration (e.g. 500ms, 2s, 1m)\n";
   }
   return parsed;
-}
-
-// A running command: its pid, and what to pass to kill() to signal it.
-struct Child {
-  pid_t pid = -1;
-  pid_t signal_target = 0;
-};
-
-// Runs `command` with `extra_env`. It gets its own process group, so that
-// signals reach everything it starts -- unless stdin is a terminal: then it
-// stays in raftlockctl's group, the terminal's foreground, so that it can read
-// the terminal and the terminal's Ctrl-C and Ctrl-Z reach both. It is killed
-// if raftlockctl dies (PR_SET_PDEATHSIG). pid -1 if it could not be started.
-Child Spawn(const std::vector<std::string>& command,
-            const std::vector<std::pair<std::string, std::string>>& extra_env) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string entry(*e);
-    bool replaced = false;
-    for (const auto& [key, value] : extra_env)
-      replaced = replaced || entry.rfind(key + "=", 0) == 0;
-    if (!replaced) env.push_back(entry);
-  }
-  for (const auto& [key, value] : extra_env) env.push_back(key + "=" + value);
-  std::vector<char*> envp;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> args = command;
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  const bool own_group = isatty(STDIN_FILENO) == 0;
-  int exec_error[2];  // the child reports a failed exec here; a good exec closes it
-  if (pipe2(exec_error, O_CLOEXEC) != 0) {
-    std::cerr << "raftlockctl: cannot run '" << command[0] << "': " << std::strerror(errno) << "\n";
-    return {};
-  }
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid == 0) {  // only async-signal-safe calls from here to exec
-    close(exec_error[0]);
-    if (own_group) setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);  // raftlockctl died before prctl
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) sigaction(s, &dfl, nullptr);
-    execvpe(argv[0], argv.data(), envp.data());
-    const int error = errno;
-    (void)!write(exec_error[1], &error, sizeof error);
-    _exit(127);
-  }
-  close(exec_error[1]);
-  if (pid < 0) {
-    close(exec_error[0]);
-    std::cerr << "raftlockctl: cannot run '" << command[0] << "': " << std::strerror(errno) << "\n";
-    return {};
-  }
-  if (own_group) setpgid(pid, pid);  // as the child does: either may run first
-  int error = 0;
-  ssize_t n;
-  while ((n = read(exec_error[0], &error, sizeof error)) < 0 && errno == EINTR) {
-  }
-  close(exec_error[0]);
-  if (n > 0) {
-    int ignored;
-    waitpid(pid, &ignored, 0);
-    std::cerr << "raftlockctl: cannot run '" << command[0] << "': " << std::strerror(error) << "\n";
-    return {};
-  }
-  return {pid, own_group ? -pid : pid};
 }
 
 }  // namespace
@@ -205,74 +127,6 @@ std::unique_ptr<Session> OpenSession(const std::shared_ptr<Client>& client, mill
 
 // ---------------------------------------------------------------- lock
 
-namespace {
-
-// The command `lock` runs, stopped when the session is lost. StopOnLoss runs
-// on the session's thread, and the session revokes its lease only after it
-// returns: the lock stays held until the command has exited.
-class GuardedCommand {
- public:
-  // How long StopOnLoss waits for the command to exit after SIGKILL.
-  static constexpr milliseconds kAfterSigkill{250};
-
-  GuardedCommand(std::string lock_name, milliseconds kill_after)
-      : lock_name_(std::move(lock_name)), kill_after_(kill_after) {}
-
-  // Spawns `command` (see Spawn) unless the session is already lost; then
-  // pid -1 and lost().
-  Child Start(const std::vector<std::string>& command,
-              const std::vector<std::pair<std::string, std::string>>& env) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (lost_) return {};
-    child_ = Spawn(command, env);
-    return child_;
-  }
-
-  // SIGTERM, then SIGKILL after kill_after; returns once Exited() is called
-  // (or kAfterSigkill after SIGKILL): within kill_after + kAfterSigkill.
-  void StopOnLoss() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (exited_) return;  // lost after the command's end
-      lost_ = true;
-      if (child_.pid < 0) return;
-      std::cerr << "raftlockctl: lock " << lock_name_ << ": session lost; stopping the command\n";
-      kill(child_.signal_target, SIGTERM);
-    }
-    if (exited_token_.WaitUntil(After(kill_after_))) return;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (exited_) return;
-      kill(child_.signal_target, SIGKILL);
-    }
-    (void)exited_token_.WaitUntil(After(kAfterSigkill));
-  }
-
-  // The command exited. Call before reaping it: a signal is sent only under
-  // mu_ before this, so none can reach a reaped (and maybe reused) pid.
-  void Exited() {
-    std::lock_guard<std::mutex> lock(mu_);
-    exited_ = true;
-    exited_token_.Cancel("the command exited");
-  }
-
-  bool lost() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return lost_;
-  }
-
- private:
-  const std::string lock_name_;
-  const milliseconds kill_after_;
-  mutable std::mutex mu_;
-  bool lost_ = false;    // guarded by mu_
-  bool exited_ = false;  // guarded by mu_
-  Child child_;          // guarded by mu_
-  CancellationToken exited_token_;
-};
-
-}  // namespace
-
 int CmdLock(const Globals& g, const LockArgs& a) {
   if (a.command.empty()) {
     std::cerr << "raftlockctl: lock: give the command to run after '--'\n";
@@ -343,10 +197,12 @@ int CmdLock(const Globals& g, const LockArgs& a) {
   }
 
   phase.Hold();
-  const Child child = command->Start(a.command, {{"RAFTLOCK_FENCING_TOKEN", Str(lock->token())},
-                                                 {"RAFTLOCK_LOCK_NAME", a.name},
-                                                 {"RAFTLOCK_LEASE_ID", Str(lease)}});
-  if (child.pid < 0) {
+  const bool started = command->Start(a.command,
+                                      {{"RAFTLOCK_FENCING_TOKEN", Str(lock->token())},
+                                       {"RAFTLOCK_LOCK_NAME", a.name},
+                                       {"RAFTLOCK_LEASE_ID", Str(lease)}},
+                                      session->lost_at());
+  if (!started) {
     if (command->lost()) {
       std::cerr << "raftlockctl: lock " << a.name << ": session lost before the command started\n";
       return kExitSessionLost;
@@ -354,21 +210,12 @@ int CmdLock(const Globals& g, const LockArgs& a) {
     (void)lock->Unlock(After(kDefaultRpcTimeout));
     return 127;
   }
-  ForwardSignalsTo(child.signal_target);
-  if (Interrupted().cancelled()) {
-    kill(child.signal_target, LastSignal() ? LastSignal() : SIGTERM);
-  }
-  // Wait for the exit without reaping, so that no signal (a forwarded one
-  // or StopOnLoss's) can reach the pid once it is reaped and maybe reused.
-  siginfo_t exited{};
-  while (waitid(P_PID, static_cast<id_t>(child.pid), &exited, WEXITED | WNOWAIT) < 0 &&
-         errno == EINTR) {
-  }
-  command->Exited();
-  ForwardSignalsTo(0);
-  int wstatus = 0;
-  while (waitpid(child.pid, &wstatus, 0) < 0 && errno == EINTR) {
-  }
+  ForwardSignalsTo(
+      [command](int signal, bool from_terminal) { command->Forward(signal, from_terminal); });
+  if (Interrupted().cancelled()) command->Forward(LastSignal() ? LastSignal() : SIGTERM, false);
+  command->AwaitExit();
+  ForwardSignalsTo(nullptr);
+  const int wstatus = command->Reap();
   if (command->lost()) return kExitSessionLost;
 
   absl::Status unlocked = lock->Unlock(After(kDefaultRpcTimeout));

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -59,16 +60,17 @@ std::string JsonString(const std::string& text);
 void PrintTable(const std::vector<std::vector<std::string>>& rows);
 
 // ---- interruption: SIGINT / SIGTERM / SIGHUP are blocked in every thread and
-// delivered to a watcher thread, which cancels Interrupted() and forwards the
-// signal to the command being run, if any.
+// delivered to a watcher thread, which cancels Interrupted() and passes the
+// signal to the forwarder, if any.
 void InstallSignalWatcher();
 CancellationToken Interrupted();
 // Called by a command that checks Interrupted() itself (lock, elect, observe,
 // lease keepalive). For any other command an interrupt exits the process at
 // once with 128 + the signal number; the replicas then cancel its call.
 void WatchInterrupts();
-// Where the watcher forwards signals: kill(target, signal); 0: nowhere.
-void ForwardSignalsTo(pid_t target);
+// Where the watcher passes signals, on its thread, with whether the terminal
+// sent it (Ctrl-C: its whole foreground process group got it); empty: nowhere.
+void ForwardSignalsTo(std::function<void(int signal, bool from_terminal)> forward);
 int LastSignal();
 
 // A lock / elect command from granting its session to holding: an interrupt

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <iostream>
+#include <mutex>
 #include <regex>
 #include <thread>
 
@@ -153,7 +154,13 @@ CancellationToken& InterruptToken() {
   static CancellationToken token;
   return token;
 }
-std::atomic<pid_t> g_forward_target{0};
+std::mutex g_forward_mu;
+std::function<void(int, bool)> g_forward;  // guarded by g_forward_mu
+
+std::function<void(int, bool)> Forwarder() {
+  std::lock_guard<std::mutex> lock(g_forward_mu);
+  return g_forward;
+}
 std::atomic<int> g_last_signal{0};
 std::atomic<bool> g_interrupts_watched{false};
 
@@ -172,11 +179,7 @@ void InstallSignalWatcher() {
       const int signal = sigwaitinfo(&set, &info);
       if (signal < 0) continue;
       g_last_signal = signal;
-      const pid_t target = g_forward_target.load();
-      // A command in our process group (on a terminal) got the terminal's
-      // own signal already; anything sent to raftlockctl alone is passed on.
-      const bool from_terminal = info.si_code == SI_KERNEL;
-      if (target < 0 || (target > 0 && !from_terminal)) kill(target, signal);
+      if (const auto forward = Forwarder()) forward(signal, info.si_code == SI_KERNEL);
       if (!g_interrupts_watched.load()) {
         std::fprintf(stderr, "raftlockctl: interrupted by signal %d\n", signal);
         std::_Exit(128 + signal);
@@ -188,7 +191,10 @@ void InstallSignalWatcher() {
 
 CancellationToken Interrupted() { return InterruptToken(); }
 void WatchInterrupts() { g_interrupts_watched = true; }
-void ForwardSignalsTo(pid_t target) { g_forward_target = target; }
+void ForwardSignalsTo(std::function<void(int, bool)> forward) {
+  std::lock_guard<std::mutex> lock(g_forward_mu);
+  g_forward = std::move(forward);
+}
 int LastSignal() { return g_last_signal.load(); }
 
 }  // namespace raftlock::ctl

@@ -51,6 +51,39 @@ class ChildProcess {
   std::string dir_;
 };
 
+// TerminalProcess: runs a program on a new pseudo-terminal as a job of a
+// minimal job-control shell, so that a test can type into it (Ctrl-C is
+// "\x03", Ctrl-Z "\x1a") and read what is written there (stdout and stderr,
+// with the terminal's echo). The shell, the session's leader, prints
+// "[job PID]" when it starts the job in the terminal's foreground; when the
+// job stops, "[job stopped]" and "[job continued]" as it continues the job in
+// the foreground at once (as `fg` would); "[job exited N]" when it ends. It then stays, so that
+// its exit (and the terminal's hangup) does not touch what the job left
+// behind. The destructor kills the job's group and the shell.
+class TerminalProcess {
+ public:
+  explicit TerminalProcess(std::vector<std::string> argv);
+  ~TerminalProcess();
+  TerminalProcess(const TerminalProcess&) = delete;
+  TerminalProcess& operator=(const TerminalProcess&) = delete;
+
+  void Type(const std::string& text);
+  // Everything written to the terminal so far.
+  std::string Output();
+  // Waits until the output contains `text`; false on timeout.
+  bool WaitForOutput(const std::string& text, std::chrono::milliseconds timeout);
+  // The job's pid (and process group), once "[job PID]" was printed; else -1.
+  pid_t JobPid();
+  // Waits up to `timeout` for the job's exit; its code (128+N if killed by
+  // signal N), or nullopt if it still runs.
+  std::optional<int> Wait(std::chrono::milliseconds timeout);
+
+ private:
+  pid_t shell_ = -1;
+  int terminal_ = -1;  // the pseudo-terminal's master side
+  std::string output_;
+};
+
 // The result of running a program to completion.
 struct RunResult {
   int code = -1;  // -1: killed after the timeout

@@ -5,8 +5,10 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "tests/client/client_fixture.h"
@@ -159,6 +161,23 @@ bool Gone(pid_t pid) {
   return paren == std::string::npos || line.substr(paren + 2, 1) == "Z";
 }
 
+// How many children of `parent` are zombies (exited, not reaped).
+int ZombieChildren(pid_t parent) {
+  int zombies = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    const auto paren = line.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::istringstream fields(line.substr(paren + 2));
+    char state = 0;
+    pid_t ppid = 0;
+    if ((fields >> state >> ppid) && ppid == parent && state == 'Z') ++zombies;
+  }
+  return zombies;
+}
+
 }  // namespace
 
 // The session revokes its lease when it reports loss, and the server expires
@@ -209,19 +228,89 @@ TEST_CASE("raftlockctl lock keeps the lock held until a command stopped on sessi
   }));
 }
 
-TEST_CASE("raftlockctl lock: the command can use the terminal, and dies with raftlockctl",
+// On a terminal the command is part of raftlockctl's job, the terminal's
+// foreground. raftlockctl runs as the job of a minimal shell (TerminalProcess).
+TEST_CASE("raftlockctl lock on a terminal runs the command in the foreground job",
           "[client][ctl][lock]") {
   TestCluster t;
-  // Rule: on a terminal the command is in the foreground process group: it
-  // may read or configure the terminal (stty) without being stopped
-  // (SIGTTOU/SIGTTIN), and the terminal's Ctrl-C reaches it.
-  const std::string on_tty = std::string(RAFTLOCKCTL_PATH) + " --endpoints " + t.Endpoints() +
-                             " lock ctl/tty -- /bin/sh -c 'stty sane && echo tty-ok'";
-  auto tty = Run({"/usr/bin/script", "-qec", on_tty, "/dev/null"}, {}, 20s);
-  INFO("script: code " << tty.code << ", out: " << tty.out << ", err: " << tty.err);
-  CHECK(tty.code == 0);
-  CHECK(tty.out.find("tty-ok") != std::string::npos);
+  auto client = t.NewClient();
+  auto on_terminal = [&](const std::string& name, std::vector<std::string> args) {
+    std::vector<std::string> argv = {RAFTLOCKCTL_PATH, "--endpoints", t.Endpoints(), "lock", name};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return std::make_unique<TerminalProcess>(argv);
+  };
 
+  // Rule: the command may read and configure the terminal without being
+  // stopped (SIGTTIN, SIGTTOU).
+  {
+    auto reader =
+        on_terminal("ctl/tty-read",
+                    {"--", "/bin/sh", "-c", "stty sane && echo ready; read line; echo got=$line"});
+    REQUIRE(reader->WaitForOutput("ready", 10s));
+    reader->Type("hello\n");
+    CHECK(reader->WaitForOutput("got=hello", 5s));
+    auto code = reader->Wait(5s);
+    INFO(reader->Output());
+    REQUIRE(code.has_value());
+    CHECK(*code == 0);
+  }
+
+  // Rule: Ctrl-C reaches the command; raftlockctl then releases the lock and
+  // exits with the command's status.
+  {
+    auto sleeper = on_terminal("ctl/tty-int", {"--", "/bin/sh", "-c", "echo ready; exec sleep 60"});
+    REQUIRE(sleeper->WaitForOutput("ready", 10s));
+    sleeper->Type("\x03");
+    auto code = sleeper->Wait(5s);
+    INFO(sleeper->Output());
+    REQUIRE(code.has_value());
+    CHECK(*code == 128 + SIGINT);
+    auto described = client->LockDescribe("ctl/tty-int", After(5s));
+    REQUIRE(described.ok());
+    CHECK_FALSE(described->found());
+  }
+
+  // Rule: Ctrl-Z stops the job, the command with raftlockctl; continued
+  // (`fg`), the command finishes.
+  {
+    auto stopped =
+        on_terminal("ctl/tty-stop", {"--", "/bin/sh", "-c", "echo ready; sleep 1; echo finished"});
+    REQUIRE(stopped->WaitForOutput("ready", 10s));
+    stopped->Type("\x1a");
+    auto code = stopped->Wait(10s);
+    INFO(stopped->Output());
+    REQUIRE(code.has_value());
+    CHECK(*code == 0);
+    CHECK(stopped->Output().find("[job stopped]") != std::string::npos);
+    CHECK(stopped->Output().find("finished") != std::string::npos);
+  }
+
+  // Rule: a lost session stops every process the command started, not only
+  // the one raftlockctl forked (here a shell's background job, which the
+  // terminal's process group does not tell apart from raftlockctl).
+  {
+    auto holder = on_terminal("ctl/tty-lost", {"--ttl", "2s", "--kill-after", "300ms", "--",
+                                               "/bin/sh", "-c", "sleep 60 & echo bg=$!; wait"});
+    REQUIRE(holder->WaitForOutput("bg=", 10s));
+    REQUIRE(Eventually(2s, [&] { return ValueAfter(holder->Output(), "bg") > 0; }));
+    const pid_t background = static_cast<pid_t>(ValueAfter(holder->Output(), "bg"));
+    for (int id = 1; id <= 3; ++id) t.cluster.Pause(id);
+    auto code = holder->Wait(5s);
+    for (int id = 1; id <= 3; ++id) t.cluster.Resume(id);
+    INFO(holder->Output());
+    REQUIRE(code.has_value());
+    CHECK(*code == 6);
+    const bool gone = Eventually(2s, [&] { return Gone(background); });
+    if (!gone) kill(background, SIGKILL);
+    CHECK(gone);
+  }
+}
+
+TEST_CASE(
+    "raftlockctl lock: the command and what it leaves die with raftlockctl, and an interrupt ends "
+    "a grant",
+    "[client][ctl][lock]") {
+  TestCluster t;
   // Rule: the command does not outlive raftlockctl, even when raftlockctl
   // is SIGKILLed (no chance to stop it; its lease will expire).
   auto holder = t.CtlStart(
@@ -234,6 +323,24 @@ TEST_CASE("raftlockctl lock: the command can use the terminal, and dies with raf
   REQUIRE(holder->Wait(5s).has_value());
   CHECK(Eventually(5s, [&] { return Gone(child); }));
   if (!Gone(child)) kill(child, SIGKILL);
+
+  // Rule: what the command leaves running in its process group is killed
+  // when it exits, before the lock is released.
+  auto leftover = t.Ctl({"lock", "ctl/leftover", "--", "/bin/sh", "-c", "sleep 60 & echo bg=$!"});
+  REQUIRE(leftover.code == 0);
+  const pid_t background = static_cast<pid_t>(ValueAfter(leftover.out, "bg"));
+  REQUIRE(background > 0);
+  const bool background_gone = Eventually(1s, [&] { return Gone(background); });
+  if (!background_gone) kill(background, SIGKILL);
+  CHECK(background_gone);
+
+  // Rule: raftlockctl reaps the processes it adopts from the command while
+  // the command runs: no zombies pile up under a long-running command.
+  auto adopter = t.CtlStart(
+      {"lock", "ctl/adopt", "--", "/bin/sh", "-c", "(sleep 0.1 &); echo started; exec sleep 60"});
+  REQUIRE(adopter->WaitForOutput("started", 10s));
+  std::this_thread::sleep_for(600ms);  // the adopted sleep has exited by now
+  CHECK(ZombieChildren(adopter->pid()) == 0);
 
   // Rule: an interrupt while the session's lease is being granted (here:
   // nothing listens) ends raftlockctl at once with 130; without one, the
