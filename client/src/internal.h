@@ -74,8 +74,12 @@ struct WaitingCallText {
 // again when its wait was cancelled by another call of the same lease and
 // name. `abandon()` withdraws the last attempt (WithdrawUnanswered) when its
 // outcome is unknown. With `try_once`, BUSY returns OK and sets *busy.
+// `attempts_end`: when the attempts end, AttemptsEnd(deadline) by default; a
+// caller that already spent time on the call passes the one it computed at
+// the start, so that the clean-up keeps its whole reserve.
 absl::Status RunWaitingCall(const WaitingCallText& text, Deadline deadline, bool try_once,
                             bool* busy, const WaitingAttemptFn& attempt,
-                            const std::function<void()>& abandon);
+                            const std::function<void()>& abandon,
+                            std::optional<Deadline> attempts_end = std::nullopt);
 
 }  // namespace raftlock::internal

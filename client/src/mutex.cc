@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "client/src/internal.h"
+#include "client/src/local_claims.h"
 
 namespace raftlock {
 
@@ -10,6 +11,23 @@ using internal::OutcomeUnknown;
 
 LockHandle::LockHandle(Session& session, std::string name)
     : session_(&session), name_(std::move(name)) {}
+
+LockHandle::~LockHandle() {
+  // A hold left behind would pass to the session's next object on this name
+  // (re-acquire): release it first. Unless that is known to have worked, the
+  // claim stays: a release of unknown outcome could still end the hold under
+  // that next object. A lost or closed session has no next object, and its
+  // holds end with its lease.
+  if (held_ && !session_->token().cancelled()) {
+    absl::Status released = Unlock(After(std::chrono::seconds(1)));
+    if (!released.ok()) {
+      spdlog::warn("raftlock: releasing {} (token {}) as its lock object ended: {}", name_, token_,
+                   released.ToString());
+    }
+    if (held_) return;
+  }
+  session_->claims().Release(name_, this);
+}
 
 bool LockHandle::held() const { return held_ && !session_->token().cancelled(); }
 
@@ -20,6 +38,30 @@ absl::Status LockHandle::AcquireImpl(v1::LockMode mode, uint32_t permits, Deadli
     return absl::FailedPreconditionError("lock " + name_ + ": the session is " +
                                          SessionStateName(session_->state()));
   }
+  // First the session's claim on the name: another lock object of this
+  // session would share this one's hold at the server.
+  const Deadline attempts_end = internal::AttemptsEnd(deadline);
+  switch (session_->claims().Claim(name_, this, attempts_end, try_once, session_->token())) {
+    case internal::LocalClaims::Outcome::kClaimed:
+      break;
+    case internal::LocalClaims::Outcome::kBusy:
+      if (busy) *busy = true;
+      return absl::OkStatus();
+    case internal::LocalClaims::Outcome::kTimedOut:
+      return absl::DeadlineExceededError("lock " + name_ +
+                                         ": not acquired before the deadline (held by another "
+                                         "lock object of this session)");
+    case internal::LocalClaims::Outcome::kStopped:
+      return absl::FailedPreconditionError("lock " + name_ + ": the session is " +
+                                           SessionStateName(session_->state()));
+  }
+  absl::Status status = AcquireClaimed(mode, permits, deadline, attempts_end, try_once, busy);
+  if (!held_) session_->claims().Release(name_, this);
+  return status;
+}
+
+absl::Status LockHandle::AcquireClaimed(v1::LockMode mode, uint32_t permits, Deadline deadline,
+                                        Deadline attempts_end, bool try_once, bool* busy) {
   Client& client = *session_->client();
   const uint64_t kept_token = held_ ? token_ : 0;  // a new Lock of a hold returns it again
   v1::LockAcquireRequest request;                  // the last attempt, for Abandon
@@ -42,7 +84,7 @@ absl::Status LockHandle::AcquireImpl(v1::LockMode mode, uint32_t permits, Deadli
   };
   absl::Status status = internal::RunWaitingCall(
       {"lock " + name_, "not acquired", "held by another session"}, deadline, try_once, busy,
-      attempt, [&] { Abandon(request, kept_token, deadline); });
+      attempt, [&] { Abandon(request, kept_token, deadline); }, attempts_end);
   if (status.ok() && held_ && session_->token().cancelled()) {
     // Granted as the session was lost: the server may hand it on any moment.
     (void)Unlock(deadline);
@@ -98,6 +140,7 @@ absl::Status LockHandle::Unlock(Deadline deadline) {
   }
   held_ = false;
   pending_release_.reset();
+  session_->claims().Release(name_, this);
   return released.status();
 }
 

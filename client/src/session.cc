@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "client/src/local_claims.h"
+
 namespace raftlock {
 
 namespace {
@@ -61,7 +63,8 @@ Session::Session(std::shared_ptr<Client> client, SessionOptions options, uint64_
     : client_(std::move(client)),
       options_(std::move(options)),
       lease_id_(lease_id),
-      acked_sent_(sent) {}
+      acked_sent_(sent),
+      claims_(std::make_unique<internal::LocalClaims>()) {}
 
 Session::~Session() {
   (void)Close(After(milliseconds(1000)));

@@ -74,9 +74,10 @@ bool OutcomeUnknown(const absl::Status& status) {
 
 absl::Status RunWaitingCall(const WaitingCallText& text, Deadline deadline, bool try_once,
                             bool* busy, const WaitingAttemptFn& attempt,
-                            const std::function<void()>& abandon) {
+                            const std::function<void()>& abandon,
+                            std::optional<Deadline> attempts_end_given) {
   if (busy) *busy = false;
-  const Deadline attempts_end = AttemptsEnd(deadline);
+  const Deadline attempts_end = attempts_end_given.value_or(AttemptsEnd(deadline));
   const std::string timed_out = text.call + ": " + text.not_granted + " before the deadline";
   bool waited = false;  // an earlier attempt of this call waited on the server
   // Lowered when the cluster's limits.max_wait_timeout_ms is below a wait.

@@ -132,12 +132,14 @@ TEST_CASE("SharedMutex shared holders coexist and exclude an exclusive holder",
   REQUIRE(excl.ok());
   CHECK_FALSE(*excl);  // Rule: never together with an exclusive holder
 
-  // Rule: one lease holds a name in one mode: no upgrade (MODE_CONFLICT).
-  SharedMutex upgrade(*s1, "rw/one");
-  auto conflict = upgrade.TryLock(After(5s));
+  // Rule: one lease holds a name in one mode: no upgrade (MODE_CONFLICT),
+  // and the shared hold stays.
+  auto conflict = r1.TryLock(After(5s));
   INFO(conflict.status().ToString());
   CHECK(conflict.status().code() == absl::StatusCode::kFailedPrecondition);
   CHECK(ErrorReason(conflict.status()) == "ERROR_REASON_MODE_CONFLICT");
+  CHECK(r1.held());
+  CHECK(r1.mode() == v1::LOCK_MODE_SHARED);
 
   REQUIRE(r1.UnlockShared(After(5s)).ok());
   REQUIRE(r2.UnlockShared(After(5s)).ok());
@@ -443,7 +445,7 @@ TEST_CASE("a Lock waiting on a leader that is paused fails over by connection pi
   CHECK(waiter.token() > holder_token);
 }
 
-TEST_CASE("two waiting Locks of one session on one name are both answered by the grant",
+TEST_CASE("two waiting acquires of one lease on one name are both answered by the grant",
           "[client][sdk]") {
   TestCluster t;
   auto client = t.NewClient();
@@ -451,10 +453,16 @@ TEST_CASE("two waiting Locks of one session on one name are both answered by the
   auto shared_session = t.NewSession(client);
   Mutex holder(*holder_session, "twice/lock");
   REQUIRE(holder.Lock(After(5s)).ok());
-  Mutex first(*shared_session, "twice/lock");
-  Mutex second(*shared_session, "twice/lock");
-  auto first_done = std::async(std::launch::async, [&] { return first.Lock(After(30s)); });
-  auto second_done = std::async(std::launch::async, [&] { return second.Lock(After(30s)); });
+  auto acquire = [&] {
+    v1::LockAcquireRequest request;
+    *request.mutable_write() = client->NextWrite();
+    request.set_name("twice/lock");
+    request.set_lease_id(shared_session->lease_id());
+    request.set_wait_timeout_ms(20000);
+    return client->LockAcquire(std::move(request), After(30s));
+  };
+  auto first_done = std::async(std::launch::async, acquire);
+  auto second_done = std::async(std::launch::async, acquire);
   // Both calls are parked for the same (name, lease) wait.
   std::this_thread::sleep_for(500ms);
   REQUIRE(Eventually(5s, [&] {
@@ -467,13 +475,94 @@ TEST_CASE("two waiting Locks of one session on one name are both answered by the
   REQUIRE(holder.Unlock(After(5s)).ok());
   REQUIRE(first_done.wait_for(5s) == std::future_status::ready);
   REQUIRE(second_done.wait_for(5s) == std::future_status::ready);
-  CHECK(first_done.get().ok());
-  CHECK(second_done.get().ok());
-  CHECK(first.token() == second.token());
+  auto first = first_done.get();
+  auto second = second_done.get();
+  REQUIRE(first.ok());
+  REQUIRE(second.ok());
+  CHECK(first->acquired());
+  CHECK(second->acquired());
+  CHECK(first->token() == second->token());
   auto d = client->LockDescribe("twice/lock", After(5s));
   REQUIRE(d.ok());
   REQUIRE(d->lock().holders_size() == 1);
   CHECK(d->lock().holders(0).lease_id() == shared_session->lease_id());
+}
+
+TEST_CASE("lock objects sharing a session take turns on a name instead of sharing its hold",
+          "[client][sdk][lock]") {
+  TestCluster t;
+  auto client = t.NewClient();
+  auto session = t.NewSession(client);
+  Mutex first(*session, "turns/lock");
+  Mutex second(*session, "turns/lock");
+  REQUIRE(first.Lock(After(5s)).ok());
+  const uint64_t first_token = first.token();
+
+  // Rule: a second object of the same session does not get the first's hold.
+  auto tried = second.TryLock(After(5s));
+  REQUIRE(tried.ok());
+  CHECK_FALSE(*tried);
+  CHECK_FALSE(second.held());
+  const auto start = Clock::now();
+  absl::Status timed_out = second.Lock(After(800ms));
+  CHECK(timed_out.code() == absl::StatusCode::kDeadlineExceeded);
+  CHECK(MillisSince(start) < 1000);
+  // Rule: the holder's own Lock still returns its hold (same token).
+  auto again = first.TryLock(After(5s));
+  REQUIRE(again.ok());
+  CHECK(*again);
+  CHECK(first.token() == first_token);
+
+  // Rule: a waiting object gets the name when the holder unlocks, as a new
+  // hold with a larger token, and the holder's Unlock does not end it.
+  auto waiting = std::async(std::launch::async, [&] { return second.Lock(After(10s)); });
+  std::this_thread::sleep_for(300ms);
+  CHECK(waiting.wait_for(0ms) == std::future_status::timeout);
+  REQUIRE(first.Unlock(After(5s)).ok());
+  REQUIRE(waiting.wait_for(5s) == std::future_status::ready);
+  REQUIRE(waiting.get().ok());
+  CHECK(second.held());
+  CHECK(second.token() > first_token);
+  REQUIRE(first.Unlock(After(5s)).ok());  // not held by `first`: changes nothing
+  auto described = client->LockDescribe("turns/lock", After(5s));
+  REQUIRE(described.ok());
+  REQUIRE(described->lock().holders_size() == 1);
+  CHECK(described->lock().holders(0).token() == second.token());
+
+  // Rule: shared holds take turns too, and so do semaphore permits.
+  SharedMutex reader_a(*session, "turns/shared");
+  SharedMutex reader_b(*session, "turns/shared");
+  REQUIRE(reader_a.LockShared(After(5s)).ok());
+  auto shared_tried = reader_b.TryLockShared(After(5s));
+  REQUIRE(shared_tried.ok());
+  CHECK_FALSE(*shared_tried);
+  Semaphore permit_a(*session, "turns/semaphore", 2);
+  Semaphore permit_b(*session, "turns/semaphore", 2);
+  REQUIRE(permit_a.Acquire(After(5s)).ok());
+  auto permit_tried = permit_b.TryAcquire(After(5s));
+  REQUIRE(permit_tried.ok());
+  CHECK_FALSE(*permit_tried);
+
+  // Rule: an object destroyed while it holds releases its hold first, so the
+  // session's next object on the name gets a new hold, not the old one.
+  uint64_t dropped_token = 0;
+  {
+    Mutex dropped(*session, "turns/dropped");
+    REQUIRE(dropped.Lock(After(5s)).ok());
+    dropped_token = dropped.token();
+  }
+  Mutex next(*session, "turns/dropped");
+  auto next_tried = next.TryLock(After(5s));
+  REQUIRE(next_tried.ok());
+  CHECK(*next_tried);
+  CHECK(next.token() > dropped_token);
+
+  // Rule: a waiting object stops waiting when the session ends.
+  auto stranded = std::async(std::launch::async, [&] { return reader_b.Lock(After(30s)); });
+  std::this_thread::sleep_for(200ms);
+  REQUIRE(session->Close(After(5s)).ok());
+  REQUIRE(stranded.wait_for(2s) == std::future_status::ready);
+  CHECK(stranded.get().code() == absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_CASE("Lock and Campaign wait in steps a cluster with a short max_wait_timeout_ms accepts",

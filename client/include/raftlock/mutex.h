@@ -5,8 +5,13 @@
 // by Unlock, or by the server when the lease ends. Every grant returns a
 // fencing token that strictly increases per lock name; pass it to the guarded
 // resource with every write. One lease holds a given name at most once, in one
-// mode: a second Lock on the same name from the same session returns the same
-// hold (same token), and a Semaphore of N permits gives one permit per session.
+// mode, and a Semaphore of N permits gives one permit per session. So lock
+// objects sharing a Session take turns: one object per name at a time, in any
+// mode, claims the name in the session before it asks the server (others wait
+// their turn, or TryLock returns false); a second Lock by the holding object
+// returns its hold again (same token). Threads that share a Session thus
+// exclude each other as sessions do (shared holds included: give readers that
+// must overlap their own sessions).
 //
 // Waiting: Lock(deadline) waits in the server's FIFO queue without holding a
 // server thread. Retries (leader changes, lost answers) reuse the operation's
@@ -36,7 +41,11 @@ class LockGuard;
 class LockHandle {
  public:
   LockHandle(Session& session, std::string name);
-  virtual ~LockHandle() = default;
+  // Releases a hold it still has while the session lives (best effort, up to
+  // 1 s), then gives up the session's claim on the name -- unless the
+  // release's outcome is unknown: then no other object of the session can
+  // take the name.
+  virtual ~LockHandle();
   LockHandle(const LockHandle&) = delete;
   LockHandle& operator=(const LockHandle&) = delete;
 
@@ -54,9 +63,14 @@ class LockHandle {
   absl::Status Unlock(Deadline deadline);
 
  protected:
-  // Acquires in `mode`. try_once: one attempt, *busy set when held by others.
+  // Acquires in `mode`: claims the name in the session (see the top), then
+  // asks the server. try_once: one attempt, *busy set when held by others.
   absl::Status AcquireImpl(v1::LockMode mode, uint32_t permits, Deadline deadline, bool try_once,
                            bool* busy);
+  // AcquireImpl's server part, once the name is claimed; attempts end at
+  // `attempts_end` (internal::AttemptsEnd of `deadline`, taken at the start).
+  absl::Status AcquireClaimed(v1::LockMode mode, uint32_t permits, Deadline deadline,
+                              Deadline attempts_end, bool try_once, bool* busy);
   // A guard for the current hold (after a successful AcquireImpl).
   LockGuard Adopt();
 
@@ -91,8 +105,10 @@ class Mutex : public LockHandle {
   absl::StatusOr<LockGuard> ScopedLock(Deadline deadline);
 };
 
-// A readers-writer lock: exclusive Lock or shared LockShared (never both by
-// one session at once: the server answers MODE_CONFLICT).
+// A readers-writer lock: exclusive Lock or shared LockShared. A session holds
+// a name in one mode at a time: asking this object for the other mode while it
+// holds one is FAILED_PRECONDITION (MODE_CONFLICT), and another object of the
+// session waits its turn (see the top).
 class SharedMutex : public LockHandle {
  public:
   SharedMutex(Session& session, std::string name) : LockHandle(session, std::move(name)) {}

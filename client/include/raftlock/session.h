@@ -31,6 +31,10 @@
 
 namespace raftlock {
 
+namespace internal {
+class LocalClaims;
+}
+
 enum class SessionState { kHealthy, kJeopardy, kLost, kClosed };
 const char* SessionStateName(SessionState state);
 
@@ -83,6 +87,10 @@ class Session {
   void SetState(SessionState state, const std::string& why);
   void RevokeAfterLoss();
 
+  friend class LockHandle;  // claims()
+  // Which lock object of this session claims each name (local_claims.h).
+  internal::LocalClaims& claims() const { return *claims_; }
+
   const std::shared_ptr<Client> client_;
   SessionOptions options_;
   const uint64_t lease_id_;
@@ -94,6 +102,7 @@ class Session {
   SessionState state_ = SessionState::kHealthy;
   Clock::time_point acked_sent_;  // send time of the last acknowledged keepalive (or grant)
   std::thread thread_;
+  const std::unique_ptr<internal::LocalClaims> claims_;
 };
 
 }  // namespace raftlock

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Optional
 
-from . import errors
+from . import _claims, errors
 from ._gen import api_pb2
 from ._waits import WAIT_CHUNK, attempts_end, next_attempt, time_left, why_not_granted
 
@@ -85,7 +85,20 @@ class Lock:
         wait_cap = WAIT_CHUNK if deadline is None else float("inf")
         attempted = False
         waited = False  # an attempt of this call waited on the server
+        claims = self._session._claims
         try:
+            # First the session's claim on the name: another handle of this
+            # session would share this one's hold at the server.
+            claimed = claims.claim(self.name, self, end, blocking, lambda: not self._session.alive)
+            if claimed == _claims.STOPPED:
+                raise errors.SessionLost(
+                    f"the session of lock {self.name!r} ended while another handle of it held "
+                    f"the name: {self._session.lost_reason}")
+            if claimed == _claims.CLAIMED and end is not None and time.monotonic() >= end:
+                claimed = _claims.TIMED_OUT  # no time left to ask the cluster
+            if claimed != _claims.CLAIMED:
+                self.why_not = claimed
+                return False
             while True:
                 step = next_attempt(end, blocking, wait_cap, attempted)
                 if step is None:
@@ -144,9 +157,12 @@ class Lock:
                 return False
         except BaseException:
             if not self._held:
+                claims.release(self.name, self)
                 self._close_owned_session()
             raise
         finally:
+            if not self._held:
+                claims.release(self.name, self)
             if not self._held and self._owns_session and self._session is not None and \
                     not self._session.alive:
                 self._close_owned_session()
@@ -179,10 +195,12 @@ class Lock:
                 raise  # still held as far as we know: release() may be called again
             self._held = False
             self._release_write = None
+            session._claims.release(self.name, self)
             self._close_owned_session()  # revokes the lease: the hold ends either way
             raise
         self._held = False
         self._release_write = None
+        session._claims.release(self.name, self)
         self._close_owned_session()
         if lost:
             raise errors.SessionLost(f"the session of lock {self.name!r} was lost while it was held: "

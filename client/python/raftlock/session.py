@@ -30,6 +30,7 @@ from typing import Callable, List, Optional
 import grpc
 
 from . import errors
+from ._claims import LocalClaims
 from ._gen import api_pb2
 
 log = logging.getLogger("raftlock")
@@ -97,6 +98,7 @@ class Session:
         if ttl <= 0:
             raise ValueError("ttl must be positive")
         self._client = client
+        self._claims = LocalClaims()  # which lock handle claims each name (_claims.py)
         self.ttl = float(ttl)
         self.keepalive_interval = float(keepalive_interval) if keepalive_interval else self.ttl / 3.0
         self.jeopardy_after = float(jeopardy_after) if jeopardy_after else self.ttl / 2.0
@@ -212,7 +214,11 @@ class Session:
         return self._client.time_to_live(self.lease_id, timeout=timeout)
 
     def lock(self, name: str, **kwargs):
-        """A lock held through this session (see :meth:`raftlock.Client.lock`)."""
+        """A lock held through this session (see :meth:`raftlock.Client.lock`).
+        Lock handles sharing a session take turns on a name: one handle at a
+        time claims it, in any mode, before asking the cluster (another
+        handle's acquire waits, or returns False when not blocking), so
+        threads sharing a session exclude each other as sessions do."""
         return self._client.lock(name, session=self, **kwargs)
 
     def election(self, name: str):

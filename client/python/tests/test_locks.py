@@ -116,6 +116,55 @@ def test_a_wait_without_timeout_keeps_its_place_for_an_hour_at_a_time(client):
         assert waits_for_ms >= 3500 * 1000, waits_for_ms
 
 
+def test_lock_handles_sharing_a_session_take_turns_on_a_name(client):
+    with client.session(ttl=5.0) as session:
+        first = session.lock("turns/py")
+        second = session.lock("turns/py", blocking=False)
+        assert first.acquire()
+        # Rule: a second handle of the same session does not get the first's hold.
+        assert second.acquire() is False and second.why_not == "busy"
+        start = time.monotonic()
+        assert second.acquire(blocking=True, timeout=0.6) is False
+        assert second.why_not == "timed_out" and time.monotonic() - start < 0.9
+        # Rule: a waiting handle gets the name when the holder releases, as a
+        # new hold with a larger token, which the holder's release left alone.
+        got = []
+        waiter = threading.Thread(
+            target=lambda: got.append(second.acquire(blocking=True, timeout=10.0)))
+        waiter.start()
+        time.sleep(0.3)
+        assert got == []
+        first.release()
+        waiter.join(5.0)
+        assert got == [True] and second.fencing_token > first.fencing_token
+        assert [h.token for h in client.describe("turns/py").holders] == [second.fencing_token]
+        second.release()
+        # Rule: shared holds and semaphore permits take turns too.
+        with session.lock("turns/shared", shared=True):
+            assert session.lock("turns/shared", shared=True, blocking=False).acquire() is False
+        with session.lock("turns/pool", shared=True, permits=2):
+            assert session.lock("turns/pool", shared=True, permits=2,
+                                blocking=False).acquire() is False
+        # Rule: a waiting handle stops waiting when the session ends.
+        holder = session.lock("turns/end")
+        assert holder.acquire()
+        outcome = []
+
+        def wait_for_it():
+            try:
+                session.lock("turns/end").acquire(timeout=30.0)
+                outcome.append("returned")
+            except raftlock.SessionLost:
+                outcome.append("lost")
+
+        stranded = threading.Thread(target=wait_for_it)
+        stranded.start()
+        time.sleep(0.2)
+        session.close()
+        stranded.join(2.0)
+        assert outcome == ["lost"]
+
+
 def test_shared_locks_admit_many_holders_but_no_exclusive(client):
     with client.session(ttl=5.0) as a, client.session(ttl=5.0) as b, client.session(ttl=5.0) as c:
         with a.lock("db/schema", shared=True) as r1, b.lock("db/schema", shared=True) as r2:
