@@ -7,6 +7,7 @@
 #include <random>
 
 #include "client/src/internal.h"
+#include "client/src/local_claims.h"
 
 namespace raftlock {
 
@@ -169,6 +170,15 @@ Election::~Election() {
     absl::Status status = Resign(After(milliseconds(2000)));
     if (!status.ok()) spdlog::warn("raftlock: resigning {}: {}", name_, status.ToString());
   }
+  // A resign of unknown outcome keeps the claim: it could still end the
+  // leadership under the session's next object on the name.
+  if (!leading_ || session_->token().cancelled()) {
+    session_->election_claims().Release(name_, this);
+  }
+}
+
+void Election::ReleaseClaimUnlessLeading() {
+  if (!leading_) session_->election_claims().Release(name_, this);
 }
 
 bool Election::leading() const { return leading_ && !session_->token().cancelled(); }
@@ -178,6 +188,27 @@ absl::Status Election::Campaign(const std::string& value, Deadline deadline) {
     return absl::FailedPreconditionError("campaign " + name_ + ": the session is " +
                                          SessionStateName(session_->state()));
   }
+  const Deadline attempts_end = internal::AttemptsEnd(deadline);
+  switch (session_->election_claims().Claim(name_, this, attempts_end, /*try_once=*/false,
+                                            session_->token())) {
+    case internal::LocalClaims::Outcome::kClaimed:
+      break;
+    case internal::LocalClaims::Outcome::kBusy:
+    case internal::LocalClaims::Outcome::kTimedOut:
+      return absl::DeadlineExceededError(
+          "campaign " + name_ +
+          ": not elected before the deadline (another election object of this session leads)");
+    case internal::LocalClaims::Outcome::kStopped:
+      return absl::FailedPreconditionError("campaign " + name_ + ": the session is " +
+                                           SessionStateName(session_->state()));
+  }
+  absl::Status status = CampaignClaimed(value, deadline, attempts_end);
+  ReleaseClaimUnlessLeading();
+  return status;
+}
+
+absl::Status Election::CampaignClaimed(const std::string& value, Deadline deadline,
+                                       Deadline attempts_end) {
   Client& client = *session_->client();
   const uint64_t kept_token = leading_ ? token_ : 0;  // campaigning again returns it
   v1::CampaignRequest request;                        // the last attempt, for Abandon
@@ -199,7 +230,7 @@ absl::Status Election::Campaign(const std::string& value, Deadline deadline) {
   };
   absl::Status status = internal::RunWaitingCall(
       {"campaign " + name_, "not elected", "another session leads"}, deadline, /*try_once=*/false,
-      /*busy=*/nullptr, attempt, [&] { Abandon(request, kept_token, deadline); });
+      /*busy=*/nullptr, attempt, [&] { Abandon(request, kept_token, deadline); }, attempts_end);
   if (status.ok() && leading_ && session_->token().cancelled()) {
     // Elected as the session was lost: the server may end it any moment.
     (void)Resign(deadline);
@@ -250,6 +281,7 @@ absl::Status Election::Proclaim(const std::string& value, Deadline deadline) {
     if (reason == "ERROR_REASON_NOT_HELD" || reason == "ERROR_REASON_WRONG_TOKEN" ||
         reason == "ERROR_REASON_LEASE_NOT_FOUND") {
       leading_ = false;
+      ReleaseClaimUnlessLeading();
     }
     return answer.status();
   }
@@ -276,6 +308,7 @@ absl::Status Election::Resign(Deadline deadline) {
   }
   leading_ = false;
   pending_resign_.reset();
+  ReleaseClaimUnlessLeading();
   if (answer.ok()) epoch_ = answer->epoch();
   return answer.status();
 }

@@ -64,7 +64,8 @@ Session::Session(std::shared_ptr<Client> client, SessionOptions options, uint64_
       options_(std::move(options)),
       lease_id_(lease_id),
       acked_sent_(sent),
-      claims_(std::make_unique<internal::LocalClaims>()) {}
+      claims_(std::make_unique<internal::LocalClaims>()),
+      election_claims_(std::make_unique<internal::LocalClaims>()) {}
 
 Session::~Session() {
   (void)Close(After(milliseconds(1000)));

@@ -249,3 +249,35 @@ TEST_CASE("an observer of a forgotten election is told skipped once, not on ever
   CHECK(updates.Get()[1].kind == ElectionUpdate::Kind::kElected);
   CHECK(updates.Get()[1].value == "c");
 }
+
+TEST_CASE("election objects sharing a session take turns on a name instead of sharing a leadership",
+          "[client][sdk][election]") {
+  TestCluster t;
+  auto client = t.NewClient();
+  auto session = t.NewSession(client);
+  Election first(*session, "turns/election");
+  Election second(*session, "turns/election");
+  REQUIRE(first.Campaign("first", After(5s)).ok());
+  const uint64_t first_token = first.token();
+
+  // Rule: a second object of the same session is not elected alongside the first.
+  const auto start = Clock::now();
+  absl::Status timed_out = second.Campaign("second", After(800ms));
+  CHECK(timed_out.code() == absl::StatusCode::kDeadlineExceeded);
+  CHECK(MillisSince(start) < 1000);
+  CHECK_FALSE(second.leading());
+
+  // Rule: it is elected once the first resigns, as a new leadership.
+  auto waiting =
+      std::async(std::launch::async, [&] { return second.Campaign("second", After(10s)); });
+  std::this_thread::sleep_for(300ms);
+  CHECK(waiting.wait_for(0ms) == std::future_status::timeout);
+  REQUIRE(first.Resign(After(5s)).ok());
+  REQUIRE(waiting.wait_for(5s) == std::future_status::ready);
+  REQUIRE(waiting.get().ok());
+  CHECK(second.leading());
+  CHECK(second.token() > first_token);
+  auto leader = second.Leader(After(5s));
+  REQUIRE(leader.ok());
+  CHECK(leader->value() == "second");
+}

@@ -94,7 +94,9 @@ class Election {
 
   const std::string& name() const { return name_; }
   // Waits in FIFO order until elected with `value`. OK: elected (token(),
-  // epoch()). DEADLINE_EXCEEDED: not elected before `deadline`. Returns by
+  // epoch()). DEADLINE_EXCEEDED: not elected before `deadline`. Election
+  // objects sharing a Session take turns on a name (like lock objects, see
+  // mutex.h): another object's Campaign waits until this one stops leading. Returns by
   // `deadline` (like Mutex::Lock, it keeps a tenth back to withdraw a
   // candidacy whose answer was lost).
   absl::Status Campaign(const std::string& value, Deadline deadline);
@@ -120,6 +122,12 @@ class Election {
   // resigns a leadership it may have won, giving up at `deadline`. A
   // leadership of `kept_token` (held before the call; 0: none) is kept.
   void Abandon(const v1::CampaignRequest& request, uint64_t kept_token, Deadline deadline);
+  // Campaign's server part, once the name is claimed in the session (as lock
+  // objects claim theirs: one election object per session and name at a
+  // time); attempts end at `attempts_end`.
+  absl::Status CampaignClaimed(const std::string& value, Deadline deadline, Deadline attempts_end);
+  // Gives the session's claim on the name up once this object does not lead.
+  void ReleaseClaimUnlessLeading();
 
   Session* const session_;
   const std::string name_;

@@ -88,8 +88,11 @@ class Session {
   void RevokeAfterLoss();
 
   friend class LockHandle;  // claims()
-  // Which lock object of this session claims each name (local_claims.h).
+  friend class Election;    // election_claims()
+  // Which lock object (election object) of this session claims each lock
+  // (election) name (local_claims.h).
   internal::LocalClaims& claims() const { return *claims_; }
+  internal::LocalClaims& election_claims() const { return *election_claims_; }
 
   const std::shared_ptr<Client> client_;
   SessionOptions options_;
@@ -103,6 +106,7 @@ class Session {
   Clock::time_point acked_sent_;  // send time of the last acknowledged keepalive (or grant)
   std::thread thread_;
   const std::unique_ptr<internal::LocalClaims> claims_;
+  const std::unique_ptr<internal::LocalClaims> election_claims_;
 };
 
 }  // namespace raftlock

@@ -11,7 +11,7 @@ from typing import Optional, Tuple, Union
 
 import grpc
 
-from . import errors
+from . import _claims, errors
 from ._waits import WAIT_CHUNK, attempts_end, next_attempt, time_left, why_not_granted
 from ._gen import api_pb2, cluster_pb2, lock_pb2
 
@@ -245,11 +245,37 @@ class Election:
         """Becomes leader with `value`, waiting in FIFO order (up to `timeout`
         seconds, or until elected when None). Returns False when not elected
         (busy with ``blocking=False``, or timed out); returns (or raises) by
-        its timeout, withdrawing an unanswered candidacy included."""
+        its timeout, withdrawing an unanswered candidacy included. Handles
+        sharing a session take turns on a name, as lock handles do: another
+        handle's campaign waits until this one stops leading."""
         if self._session is None:
             self._session = self._client.session(self._ttl)
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         end = None if deadline is None else attempts_end(deadline)
+        # First the session's claim on the name, as lock handles claim theirs:
+        # another handle of this session would share this one's leadership.
+        claims = self._session._election_claims
+        claimed = claims.claim(self.name, self, end, blocking, lambda: not self._session.alive)
+        if claimed == _claims.STOPPED:
+            raise errors.SessionLost(
+                f"the session of election {self.name!r} ended while another handle of it "
+                f"campaigned: {self._session.lost_reason}")
+        if claimed == _claims.CLAIMED and end is not None and time.monotonic() >= end:
+            claimed = _claims.TIMED_OUT  # no time left to ask the cluster
+        if claimed != _claims.CLAIMED:
+            self.why_not = claimed
+            if not self.token:
+                claims.release(self.name, self)
+            return False
+        try:
+            return self._campaign_claimed(value, blocking, deadline, end)
+        finally:
+            if not self.token:
+                claims.release(self.name, self)
+
+    def _campaign_claimed(self, value, blocking: bool, deadline: Optional[float],
+                          end: Optional[float]) -> bool:
+        """campaign() once the session's claim on the name is this handle's."""
         payload = _bytes(value)
         wait_cap = WAIT_CHUNK if deadline is None else float("inf")
         attempted = False
@@ -343,6 +369,7 @@ class Election:
             if not errors.outcome_unknown(error):
                 self.token = 0  # decided: nothing is led under this token
                 self._resign_write = None
+                self._session._election_claims.release(self.name, self)
             elif isinstance(error, errors.OutcomeUnknown):
                 self._resign_write = None  # forgotten by the server: a retry needs a new id
             else:
@@ -352,6 +379,7 @@ class Election:
             raise
         self.token = 0
         self._resign_write = None
+        self._session._election_claims.release(self.name, self)
         if response.was_leader:
             self.epoch = response.epoch
         return response.epoch if response.was_leader else 0

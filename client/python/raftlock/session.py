@@ -98,7 +98,9 @@ class Session:
         if ttl <= 0:
             raise ValueError("ttl must be positive")
         self._client = client
-        self._claims = LocalClaims()  # which lock handle claims each name (_claims.py)
+        # Which lock (election) handle claims each lock (election) name: _claims.py.
+        self._claims = LocalClaims()
+        self._election_claims = LocalClaims()
         self.ttl = float(ttl)
         self.keepalive_interval = float(keepalive_interval) if keepalive_interval else self.ttl / 3.0
         self.jeopardy_after = float(jeopardy_after) if jeopardy_after else self.ttl / 2.0

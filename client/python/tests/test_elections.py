@@ -39,6 +39,29 @@ def test_campaign_waits_and_times_out(client):
         assert eb.why_not == "timed_out"
 
 
+def test_election_handles_sharing_a_session_take_turns_on_a_name(client):
+    with client.session(ttl=5.0) as session:
+        first, second = session.election("turns/svc"), session.election("turns/svc")
+        assert first.campaign("first")
+        first_token = first.token
+        # Rule: a second handle of the same session is not elected alongside the first.
+        assert second.campaign("second", blocking=False) is False and second.why_not == "busy"
+        start = time.monotonic()
+        assert second.campaign("second", timeout=0.6) is False
+        assert second.why_not == "timed_out" and time.monotonic() - start < 0.9
+        assert not second.is_leader
+        # Rule: it is elected once the first resigns, as a new leadership.
+        won = []
+        waiter = threading.Thread(target=lambda: won.append(second.campaign("second", timeout=10.0)))
+        waiter.start()
+        time.sleep(0.3)
+        assert won == []
+        first.resign()
+        waiter.join(5.0)
+        assert won == [True] and second.token > first_token
+        assert second.is_leader and second.leader().value == b"second"
+
+
 def test_observe_iterates_epochs_including_no_leader(client):
     with client.session(ttl=5.0) as a, client.session(ttl=5.0) as b:
         ea, eb = a.election("svc/observed"), b.election("svc/observed")
