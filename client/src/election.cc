@@ -189,19 +189,10 @@ absl::Status Election::Campaign(const std::string& value, Deadline deadline) {
                                          SessionStateName(session_->state()));
   }
   const Deadline attempts_end = internal::AttemptsEnd(deadline);
-  switch (session_->election_claims().Claim(name_, this, attempts_end, /*try_once=*/false,
-                                            session_->token())) {
-    case internal::LocalClaims::Outcome::kClaimed:
-      break;
-    case internal::LocalClaims::Outcome::kBusy:
-    case internal::LocalClaims::Outcome::kTimedOut:
-      return absl::DeadlineExceededError(
-          "campaign " + name_ +
-          ": not elected before the deadline (another election object of this session leads)");
-    case internal::LocalClaims::Outcome::kStopped:
-      return absl::FailedPreconditionError("campaign " + name_ + ": the session is " +
-                                           SessionStateName(session_->state()));
-  }
+  absl::Status claimed = session_->election_claims().ClaimForCall(
+      name_, this, attempts_end, /*try_once=*/false, /*busy=*/nullptr, *session_,
+      "campaign " + name_, "another election object of this session leads");
+  if (!claimed.ok()) return claimed;
   absl::Status status = CampaignClaimed(value, deadline, attempts_end);
   ReleaseClaimUnlessLeading();
   return status;

@@ -24,6 +24,25 @@ LocalClaims::Outcome LocalClaims::Claim(const std::string& name, const void* own
   }
 }
 
+absl::Status LocalClaims::ClaimForCall(const std::string& name, const void* owner,
+                                       Deadline deadline, bool try_once, bool* busy,
+                                       const Session& session, const std::string& call,
+                                       const std::string& holder) {
+  switch (Claim(name, owner, deadline, try_once, session.token())) {
+    case Outcome::kClaimed:
+      return absl::OkStatus();
+    case Outcome::kBusy:
+      if (busy) *busy = true;
+      return absl::OkStatus();
+    case Outcome::kTimedOut:
+      break;
+    case Outcome::kStopped:
+      return absl::FailedPreconditionError(call + ": the session is " +
+                                           SessionStateName(session.state()));
+  }
+  return absl::DeadlineExceededError(call + ": not granted before the deadline (" + holder + ")");
+}
+
 void LocalClaims::Release(const std::string& name, const void* owner) {
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -13,6 +13,8 @@
 #include <mutex>
 #include <string>
 
+#include "absl/status/status.h"
+#include "raftlock/session.h"
 #include "raftlock/status.h"
 
 namespace raftlock::internal {
@@ -27,6 +29,15 @@ class LocalClaims {
   // (kStopped, noticed within 50 ms).
   Outcome Claim(const std::string& name, const void* owner, Deadline deadline, bool try_once,
                 const CancellationToken& stop);
+
+  // Claim() for a call of a lock or election object, as a status: OK once
+  // claimed, or for a try-once that found the name busy (then *busy is set);
+  // DEADLINE_EXCEEDED by `deadline`, saying that `holder` has the name;
+  // FAILED_PRECONDITION once `session` ends. `call` names the call ("lock
+  // jobs/a") in the messages.
+  absl::Status ClaimForCall(const std::string& name, const void* owner, Deadline deadline,
+                            bool try_once, bool* busy, const Session& session,
+                            const std::string& call, const std::string& holder);
 
   // Gives up `owner`'s claim on `name`, if it has it, and wakes a waiter.
   void Release(const std::string& name, const void* owner);

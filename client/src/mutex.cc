@@ -41,19 +41,13 @@ absl::Status LockHandle::AcquireImpl(v1::LockMode mode, uint32_t permits, Deadli
   // First the session's claim on the name: another lock object of this
   // session would share this one's hold at the server.
   const Deadline attempts_end = internal::AttemptsEnd(deadline);
-  switch (session_->claims().Claim(name_, this, attempts_end, try_once, session_->token())) {
-    case internal::LocalClaims::Outcome::kClaimed:
-      break;
-    case internal::LocalClaims::Outcome::kBusy:
-      if (busy) *busy = true;
-      return absl::OkStatus();
-    case internal::LocalClaims::Outcome::kTimedOut:
-      return absl::DeadlineExceededError("lock " + name_ +
-                                         ": not acquired before the deadline (held by another "
-                                         "lock object of this session)");
-    case internal::LocalClaims::Outcome::kStopped:
-      return absl::FailedPreconditionError("lock " + name_ + ": the session is " +
-                                           SessionStateName(session_->state()));
+  bool claim_busy = false;
+  absl::Status claimed = session_->claims().ClaimForCall(
+      name_, this, attempts_end, try_once, &claim_busy, *session_, "lock " + name_,
+      "another lock object of this session holds it");
+  if (!claimed.ok() || claim_busy) {
+    if (busy) *busy = claim_busy;
+    return claimed;
   }
   absl::Status status = AcquireClaimed(mode, permits, deadline, attempts_end, try_once, busy);
   if (!held_) session_->claims().Release(name_, this);

@@ -11,7 +11,7 @@ from typing import Optional, Tuple, Union
 
 import grpc
 
-from . import _claims, errors
+from . import errors
 from ._waits import WAIT_CHUNK, attempts_end, next_attempt, time_left, why_not_granted
 from ._gen import api_pb2, cluster_pb2, lock_pb2
 
@@ -255,17 +255,9 @@ class Election:
         # First the session's claim on the name, as lock handles claim theirs:
         # another handle of this session would share this one's leadership.
         claims = self._session._election_claims
-        claimed = claims.claim(self.name, self, end, blocking, lambda: not self._session.alive)
-        if claimed == _claims.STOPPED:
-            raise errors.SessionLost(
-                f"the session of election {self.name!r} ended while another handle of it "
-                f"campaigned: {self._session.lost_reason}")
-        if claimed == _claims.CLAIMED and end is not None and time.monotonic() >= end:
-            claimed = _claims.TIMED_OUT  # no time left to ask the cluster
-        if claimed != _claims.CLAIMED:
-            self.why_not = claimed
-            if not self.token:
-                claims.release(self.name, self)
+        why_not = claims.claim(self.name, self, end, blocking, self._session)
+        if why_not:
+            self.why_not = why_not
             return False
         try:
             return self._campaign_claimed(value, blocking, deadline, end)

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Optional
 
-from . import _claims, errors
+from . import errors
 from ._gen import api_pb2
 from ._waits import WAIT_CHUNK, attempts_end, next_attempt, time_left, why_not_granted
 
@@ -89,15 +89,9 @@ class Lock:
         try:
             # First the session's claim on the name: another handle of this
             # session would share this one's hold at the server.
-            claimed = claims.claim(self.name, self, end, blocking, lambda: not self._session.alive)
-            if claimed == _claims.STOPPED:
-                raise errors.SessionLost(
-                    f"the session of lock {self.name!r} ended while another handle of it held "
-                    f"the name: {self._session.lost_reason}")
-            if claimed == _claims.CLAIMED and end is not None and time.monotonic() >= end:
-                claimed = _claims.TIMED_OUT  # no time left to ask the cluster
-            if claimed != _claims.CLAIMED:
-                self.why_not = claimed
+            why_not = claims.claim(self.name, self, end, blocking, self._session)
+            if why_not:
+                self.why_not = why_not
                 return False
             while True:
                 step = next_attempt(end, blocking, wait_cap, attempted)
