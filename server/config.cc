@@ -2,9 +2,12 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
+#include <set>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 
 namespace raftlock::server {
@@ -28,15 +31,36 @@ absl::Status Read(const YAML::Node& node, const std::string& prefix, const char*
   return absl::OkStatus();
 }
 
-absl::Status CheckKnownKeys(const YAML::Node& node, const std::string& prefix,
+// Checks that `node` (named `name`, "" for the top level) is a mapping whose
+// keys are all scalars from `known`, each given once. yaml-cpp would keep
+// the first of two equal keys silently, and throw on a non-scalar key.
+absl::Status CheckKnownKeys(const YAML::Node& node, const std::string& name,
                             std::initializer_list<const char*> known) {
+  if (!node.IsMap()) {
+    return name.empty() ? absl::InvalidArgumentError("config: the top level must be a mapping")
+                        : KeyError(name, "must be a mapping");
+  }
+  const std::string prefix = name.empty() ? "" : name + ".";
+  std::set<std::string> seen;
   for (const auto& item : node) {
-    std::string key = item.first.as<std::string>();
+    if (!item.first.IsScalar())
+      return KeyError(name.empty() ? "config" : name, "has a non-text key");
+    const std::string key = item.first.Scalar();
     bool found = false;
     for (const char* k : known) found = found || key == k;
     if (!found) return KeyError(prefix + key, "unknown key");
+    if (!seen.insert(key).second) return KeyError(prefix + key, "is given twice");
   }
   return absl::OkStatus();
+}
+
+// Parses a node id: decimal digits only, > 0 (no sign, no trailing text).
+bool ParseNodeId(absl::string_view text, uint64_t* id) {
+  if (text.empty() ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return false;
+  }
+  return absl::SimpleAtoi(text, id) && *id > 0;
 }
 
 absl::Status ValidAddress(const std::string& key, const std::string& address) {
@@ -48,6 +72,11 @@ absl::Status ValidAddress(const std::string& key, const std::string& address) {
     if (!isdigit(static_cast<unsigned char>(address[i]))) {
       return KeyError(key, "'" + address + "' has a non-numeric port");
     }
+  }
+  uint32_t port = 0;
+  if (address.size() - colon - 1 > 5 || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
+      port < 1 || port > 65535) {
+    return KeyError(key, "'" + address + "': the port must be in [1, 65535]");
   }
   return absl::OkStatus();
 }
@@ -99,22 +128,21 @@ const char* DefaultTimingReason() {
          "within about 400 ms";
 }
 
-absl::Status ParseConfigYaml(const std::string& yaml_text, ServerConfig* config) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError("config is not valid YAML (line " +
-                                      std::to_string(e.mark.line + 1) + "): " + e.msg);
-  }
+namespace {
+
+// ParseConfigYaml's body: reads the sections of a parsed document.
+absl::Status ReadConfig(const YAML::Node& root, ServerConfig* config) {
   if (!root || root.IsNull()) return absl::OkStatus();
-  if (!root.IsMap()) return absl::InvalidArgumentError("config: the top level must be a mapping");
   RETURN_IF_ERROR(CheckKnownKeys(
       root, "",
       {"cluster_id", "node_id", "data_dir", "peer_listen", "client_listen", "peer_advertise",
        "client_advertise", "members", "raft", "limits", "client_ping_ms", "log_level"}));
   RETURN_IF_ERROR(Read(root, "", "cluster_id", &config->cluster_id));
-  RETURN_IF_ERROR(Read(root, "", "node_id", &config->node_id));
+  if (const YAML::Node id = root["node_id"]) {
+    if (!id.IsScalar() || !ParseNodeId(id.Scalar(), &config->node_id)) {
+      return KeyError("node_id", "must be a positive integer");
+    }
+  }
   RETURN_IF_ERROR(Read(root, "", "data_dir", &config->data_dir));
   RETURN_IF_ERROR(Read(root, "", "peer_listen", &config->peer_listen));
   RETURN_IF_ERROR(Read(root, "", "client_listen", &config->client_listen));
@@ -128,21 +156,23 @@ absl::Status ParseConfigYaml(const std::string& yaml_text, ServerConfig* config)
     for (size_t i = 0; i < members.size(); ++i) {
       const std::string prefix = "members[" + std::to_string(i) + "].";
       const YAML::Node m = members[i];
-      if (!m.IsMap()) return KeyError("members[" + std::to_string(i) + "]", "must be a mapping");
-      RETURN_IF_ERROR(CheckKnownKeys(m, prefix, {"id", "peer", "client"}));
+      RETURN_IF_ERROR(
+          CheckKnownKeys(m, "members[" + std::to_string(i) + "]", {"id", "peer", "client"}));
       uint64_t id = 0;
       MemberAddress address;
-      RETURN_IF_ERROR(Read(m, prefix, "id", &id));
+      const YAML::Node id_node = m["id"];
+      if (!id_node || !id_node.IsScalar() || !ParseNodeId(id_node.Scalar(), &id)) {
+        return KeyError(prefix + "id", "must be a positive integer");
+      }
       RETURN_IF_ERROR(Read(m, prefix, "peer", &address.peer));
       RETURN_IF_ERROR(Read(m, prefix, "client", &address.client));
-      if (id == 0) return KeyError(prefix + "id", "must be a positive integer");
       if (config->members.count(id)) return KeyError(prefix + "id", "duplicate member id");
       config->members[id] = address;
     }
   }
   if (const YAML::Node raft = root["raft"]) {
     RETURN_IF_ERROR(
-        CheckKnownKeys(raft, "raft.",
+        CheckKnownKeys(raft, "raft",
                        {"tick_ms", "heartbeat_ticks", "election_ticks", "snapshot_interval",
                         "snapshot_catchup_entries", "time_advance_ms"}));
     RETURN_IF_ERROR(Read(raft, "raft.", "tick_ms", &config->tick_ms));
@@ -156,7 +186,7 @@ absl::Status ParseConfigYaml(const std::string& yaml_text, ServerConfig* config)
   if (const YAML::Node limits = root["limits"]) {
     lock::Limits& l = config->limits;
     RETURN_IF_ERROR(CheckKnownKeys(
-        limits, "limits.",
+        limits, "limits",
         {"max_name_bytes", "max_value_bytes", "min_ttl_ms", "max_ttl_ms", "max_wait_timeout_ms",
          "max_permits", "max_leases", "max_locks", "max_elections", "max_waiters_per_lock",
          "max_dedup_clients", "dedup_window", "dedup_retention_ms", "election_history",
@@ -178,6 +208,17 @@ absl::Status ParseConfigYaml(const std::string& yaml_text, ServerConfig* config)
     RETURN_IF_ERROR(Read(limits, "limits.", "max_idle_elections", &l.max_idle_elections));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ParseConfigYaml(const std::string& yaml_text, ServerConfig* config) {
+  try {
+    return ReadConfig(YAML::Load(yaml_text), config);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError("config is not valid YAML (line " +
+                                      std::to_string(e.mark.line + 1) + "): " + e.msg);
+  }
 }
 
 absl::Status LoadConfigFile(const std::string& path, ServerConfig* config) {
@@ -204,13 +245,13 @@ absl::Status ParseMembersFlag(const std::string& text, std::map<uint64_t, Member
       return KeyError("--members", "'" + std::string(item) + "' is not id=peer/client");
     }
     uint64_t id = 0;
-    try {
-      id = std::stoull(id_and_rest[0]);
-    } catch (...) {
-      return KeyError("--members", "'" + id_and_rest[0] + "' is not a node id");
+    if (!ParseNodeId(id_and_rest[0], &id)) {
+      return KeyError("--members",
+                      "'" + id_and_rest[0] + "' is not a node id (a positive integer)");
     }
-    if (id == 0) return KeyError("--members", "node ids must be positive");
-    (*members)[id] = MemberAddress{addresses[0], addresses[1]};
+    if (!members->emplace(id, MemberAddress{addresses[0], addresses[1]}).second) {
+      return KeyError("--members", "node id " + id_and_rest[0] + " is given twice");
+    }
   }
   return absl::OkStatus();
 }
@@ -229,10 +270,18 @@ absl::Status ValidateConfig(ServerConfig* config) {
   if (self == config->members.end()) {
     return KeyError("members", "does not include this node_id " + std::to_string(config->node_id));
   }
+  // Every address is one member's one listener: two listeners cannot share a
+  // port, and a peer reaching the wrong listener would never be answered.
+  std::map<std::string, std::string> address_owner;
   for (const auto& [id, address] : config->members) {
     const std::string prefix = "members[id=" + std::to_string(id) + "].";
     RETURN_IF_ERROR(ValidAddress(prefix + "peer", address.peer));
     RETURN_IF_ERROR(ValidAddress(prefix + "client", address.client));
+    for (const auto& [key, value] :
+         {std::pair{prefix + "peer", address.peer}, std::pair{prefix + "client", address.client}}) {
+      auto [it, inserted] = address_owner.emplace(value, key);
+      if (!inserted) return KeyError(key, "'" + value + "' is also " + it->second);
+    }
   }
   if (config->peer_listen.empty()) config->peer_listen = self->second.peer;
   if (config->client_listen.empty()) config->client_listen = self->second.client;
@@ -243,12 +292,19 @@ absl::Status ValidateConfig(ServerConfig* config) {
   if (config->tick_ms < 1 || config->tick_ms > 10000) {
     return KeyError("raft.tick_ms", "must be in [1, 10000]");
   }
-  if (config->heartbeat_ticks < 1) return KeyError("raft.heartbeat_ticks", "must be >= 1");
+  if (config->heartbeat_ticks < 1 || config->heartbeat_ticks > 10000) {
+    return KeyError("raft.heartbeat_ticks", "must be in [1, 10000]");
+  }
   if (config->election_ticks <= config->heartbeat_ticks) {
     return KeyError("raft.election_ticks", "must be > raft.heartbeat_ticks");
   }
+  if (config->election_ticks > 100000) {
+    return KeyError("raft.election_ticks", "must be <= 100000");
+  }
   if (config->snapshot_interval < 1) return KeyError("raft.snapshot_interval", "must be >= 1");
-  if (config->time_advance_ms < 1) return KeyError("raft.time_advance_ms", "must be >= 1");
+  if (config->time_advance_ms < 1 || config->time_advance_ms > 60000) {
+    return KeyError("raft.time_advance_ms", "must be in [1, 60000]");
+  }
   if (config->client_ping_ms < 500 || config->client_ping_ms > 3600000) {
     return KeyError("client_ping_ms", "must be in [500, 3600000]");
   }
@@ -256,7 +312,8 @@ absl::Status ValidateConfig(ServerConfig* config) {
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   bool level_ok = false;
   for (const char* level : kLevels) level_ok = level_ok || config->log_level == level;
-  if (!level_ok) return KeyError("log_level", "must be one of trace, debug, info, warn, error");
+  if (!level_ok)
+    return KeyError("log_level", "must be one of trace, debug, info, warn, error, critical, off");
   return absl::OkStatus();
 }
 

@@ -98,6 +98,11 @@ TEST_CASE("raftlockd: an invalid config file exits 2 naming the key", "[daemon][
   CHECK(unknown.exit_code == 2);
   CHECK_THAT(unknown.output, Catch::Contains("raft.tick_millis: unknown key"));
 
+  // A section of the wrong shape made yaml-cpp throw out of main (exit 134).
+  RunResult wrong_shape = write("node_id: 1\nraft: 5\n");
+  CHECK(wrong_shape.exit_code == 2);
+  CHECK_THAT(wrong_shape.output, Catch::Contains("raft: must be a mapping"));
+
   RunResult wrong_type = write("node_id: one\n");
   CHECK(wrong_type.exit_code == 2);
   CHECK_THAT(wrong_type.output, Catch::Contains("node_id"));
@@ -130,6 +135,11 @@ TEST_CASE("raftlockd: an invalid config file exits 2 naming the key", "[daemon][
       RunDaemon("--node-id 1 --data-dir " + dir + "/d --members 1=localhost/127.0.0.1:5");
   CHECK(bad_address.exit_code == 2);
   CHECK_THAT(bad_address.output, Catch::Contains("peer"));
+
+  RunResult bad_port =
+      RunDaemon("--node-id 1 --data-dir " + dir + "/d --members 1=127.0.0.1:99999/127.0.0.1:5");
+  CHECK(bad_port.exit_code == 2);
+  CHECK_THAT(bad_port.output, Catch::Contains("the port must be in [1, 65535]"));
   std::filesystem::remove_all(dir);
 }
 
