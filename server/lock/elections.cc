@@ -175,6 +175,15 @@ void Elections::ExpireWaits(const ApplyCtx& ctx, std::vector<v1::LockEvent>* eve
   Absorb(changes, ctx, events);
 }
 
+void Elections::PumpWaitsOf(uint64_t lease, const ApplyCtx& ctx,
+                            std::vector<v1::LockEvent>* events) {
+  Changes changes;
+  ApplyCtx local = ctx;
+  local.changes = &changes;
+  table_.PumpWaitsOf(lease, local);
+  Absorb(changes, ctx, events);
+}
+
 v1::ElectionInfo Elections::Info(const std::string& name) const {
   v1::ElectionInfo info;
   info.set_name(name);

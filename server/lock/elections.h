@@ -48,6 +48,8 @@ class Elections {
                                          std::vector<v1::LockEvent>* events);
   // Drops candidates whose wait deadline passed (and elects the next one).
   void ExpireWaits(const ApplyCtx& ctx, std::vector<v1::LockEvent>* events);
+  // LockTable::PumpWaitsOf for the candidates' queues.
+  void PumpWaitsOf(uint64_t lease, const ApplyCtx& ctx, std::vector<v1::LockEvent>* events);
 
   // Who leads `name` now, at which epoch (0 if no event is kept).
   v1::ElectionInfo Info(const std::string& name) const;

@@ -69,8 +69,8 @@ LockStateMachine::LockStateMachine(const Limits& limits)
       elections_(limits),
       dedup_(limits) {}
 
-ApplyCtx LockStateMachine::Ctx(uint64_t index, Changes* changes) const {
-  return ApplyCtx{index, now_ms_, &leases_, changes};
+ApplyCtx LockStateMachine::Ctx(uint64_t index, Changes* changes, uint64_t ending_lease) const {
+  return ApplyCtx{index, now_ms_, &leases_, changes, ending_lease};
 }
 
 // ---------------------------------------------------------------- apply
@@ -105,66 +105,85 @@ ApplyResult LockStateMachine::Apply(uint64_t index, const v1::Command& cmd) {
   }
   applied_index_ = index;
   now_ms_ = std::max(now_ms_, cmd.cluster_time_ms());
-  ExpireDue(index, &out.events);
+  // Expiry runs first, but must grant nothing to a lease this entry revokes:
+  // the revoke would end that grant and hand the lock on with the same token
+  // (the entry's index). Queues stop before that lease; if the revoke then
+  // does not happen (a duplicate, an error), they are pumped after it.
+  const uint64_t revoked =
+      cmd.op_case() == v1::Command::kLeaseRevoke ? cmd.lease_revoke().lease_id() : 0;
+  ExpireDue(index, revoked, &out.events);
+  ApplyCommand(index, cmd, &out);
+  if (revoked != 0 && leases_.Find(revoked) != nullptr) {
+    Changes changes;
+    locks_.PumpWaitsOf(revoked, Ctx(index, &changes));
+    LockEvents(changes, &out.events);
+    elections_.PumpWaitsOf(revoked, Ctx(index, nullptr), &out.events);
+  }
+  return out;
+}
 
+void LockStateMachine::ApplyCommand(uint64_t index, const v1::Command& cmd, ApplyResult* out) {
   const uint64_t client = cmd.client_id();
   if (client != 0) {
     if (cmd.sequence() == 0) {
-      SetError(&out.result, {v1::ERROR_REASON_MALFORMED_COMMAND,
-                             "sequence: must be >= 1 when client_id is set"});
-      out.result.set_index(index);
-      out.result.set_cluster_time_ms(now_ms_);
-      return out;
+      SetError(&out->result, {v1::ERROR_REASON_MALFORMED_COMMAND,
+                              "sequence: must be >= 1 when client_id is set"});
+      out->result.set_index(index);
+      out->result.set_cluster_time_ms(now_ms_);
+      return;
     }
     const v1::CommandResult* cached = nullptr;
     switch (dedup_.Lookup(client, cmd.sequence(), &cached)) {
       case DedupTable::Verdict::kDuplicate:
-        out.result = *cached;
-        out.duplicate = true;
-        return out;
+        out->result = *cached;
+        out->duplicate = true;
+        return;
       case DedupTable::Verdict::kTooOld:
-        SetError(&out.result, {v1::ERROR_REASON_SEQUENCE_TOO_OLD,
-                               absl::StrCat("sequence: ", cmd.sequence(), " of client ", client,
-                                            " is older than the last ", limits_.dedup_window,
-                                            " results kept (dedup_window)")});
-        out.result.set_index(index);
-        out.result.set_cluster_time_ms(now_ms_);
-        return out;
+        SetError(&out->result, {v1::ERROR_REASON_SEQUENCE_TOO_OLD,
+                                absl::StrCat("sequence: ", cmd.sequence(), " of client ", client,
+                                             " is older than the last ", limits_.dedup_window,
+                                             " results kept (dedup_window)")});
+        out->result.set_index(index);
+        out->result.set_cluster_time_ms(now_ms_);
+        return;
       case DedupTable::Verdict::kNew:
         break;
     }
   }
   uint64_t bound_lease = 0;
-  Execute(index, cmd, &out.result, &out.events, &bound_lease);
-  out.result.set_index(index);
-  out.result.set_cluster_time_ms(now_ms_);
+  Execute(index, cmd, &out->result, &out->events, &bound_lease);
+  out->result.set_index(index);
+  out->result.set_cluster_time_ms(now_ms_);
   if (client != 0) {
-    dedup_.Record(client, cmd.sequence(), out.result, bound_lease,
+    dedup_.Record(client, cmd.sequence(), out->result, bound_lease,
                   leases_.Find(bound_lease) != nullptr, now_ms_, index);
   }
-  return out;
 }
 
-void LockStateMachine::ExpireDue(uint64_t index, std::vector<v1::LockEvent>* events) {
+void LockStateMachine::ExpireDue(uint64_t index, uint64_t ending_lease,
+                                 std::vector<v1::LockEvent>* events) {
   for (uint64_t lease : leases_.Due(now_ms_)) {
-    EndLease(lease, v1::END_REASON_LEASE_EXPIRED, index, events, nullptr);
+    EndLease(lease, v1::END_REASON_LEASE_EXPIRED, index, events, nullptr, ending_lease);
   }
   Changes changes;
-  locks_.ExpireWaits(Ctx(index, &changes));
+  locks_.ExpireWaits(Ctx(index, &changes, ending_lease));
   LockEvents(changes, events);
-  elections_.ExpireWaits(Ctx(index, nullptr), events);
+  elections_.ExpireWaits(Ctx(index, nullptr, ending_lease), events);
   dedup_.Expire(now_ms_);
 }
 
 void LockStateMachine::EndLease(uint64_t lease, v1::EndReason reason, uint64_t index,
-                                std::vector<v1::LockEvent>* events, v1::LeaseRevokeResult* counts) {
+                                std::vector<v1::LockEvent>* events, v1::LeaseRevokeResult* counts,
+                                uint64_t ending_lease) {
   v1::LeaseEnded* ended = events->emplace_back().mutable_lease_ended();
   ended->set_lease_id(lease);
   ended->set_reason(reason);
   Changes changes;
-  auto [lock_holds, lock_waits] = locks_.EndLease(lease, reason, Ctx(index, &changes));
+  auto [lock_holds, lock_waits] =
+      locks_.EndLease(lease, reason, Ctx(index, &changes, ending_lease));
   LockEvents(changes, events);
-  auto [leads, campaigns] = elections_.EndLease(lease, reason, Ctx(index, nullptr), events);
+  auto [leads, campaigns] =
+      elections_.EndLease(lease, reason, Ctx(index, nullptr, ending_lease), events);
   dedup_.OnLeaseEnded(lease, now_ms_);
   leases_.Erase(lease);
   if (counts != nullptr) {

@@ -130,14 +130,21 @@ class LockStateMachine {
   // higher limits may exceed: Restore accepts it, and new work is refused or
   // evicts until the state is back under the limits.
   std::string CheckInvariantsImpl(bool bounds) const;
-  void ExpireDue(uint64_t index, std::vector<v1::LockEvent>* events);
+  // Ends what is due at now_ms_ before the command at `index` runs; grants
+  // nothing to `ending_lease` (see ApplyCtx::ending_lease).
+  void ExpireDue(uint64_t index, uint64_t ending_lease, std::vector<v1::LockEvent>* events);
+  // Apply's part after expiry: exactly-once lookup, then Execute and Record.
+  void ApplyCommand(uint64_t index, const v1::Command& cmd, ApplyResult* out);
+  // Ends `lease` (its holds and waits) and hands what it held on, to anyone
+  // but `ending_lease`.
   void EndLease(uint64_t lease, v1::EndReason reason, uint64_t index,
-                std::vector<v1::LockEvent>* events, v1::LeaseRevokeResult* counts);
+                std::vector<v1::LockEvent>* events, v1::LeaseRevokeResult* counts,
+                uint64_t ending_lease = 0);
   // Executes a new command; sets *bound_lease to the lease it named or granted.
   void Execute(uint64_t index, const v1::Command& cmd, v1::CommandResult* result,
                std::vector<v1::LockEvent>* events, uint64_t* bound_lease);
   Error CheckLease(uint64_t lease) const;
-  ApplyCtx Ctx(uint64_t index, Changes* changes) const;
+  ApplyCtx Ctx(uint64_t index, Changes* changes, uint64_t ending_lease = 0) const;
   v1::LeaseInfo LeaseView(const Lease& lease) const;
   v1::LockInfo LockView(const std::string& name, const LockEntry& lock) const;
   int64_t TtlLeft(uint64_t lease) const;

@@ -184,6 +184,7 @@ void LockTable::Pump(const std::string& name, const ApplyCtx& ctx) {
       RemoveWaiterAt(name, lock, 0, v1::END_REASON_LEASE_EXPIRED, ctx);
       continue;
     }
+    if (head.lease == ctx.ending_lease) break;
     if (!Compatible(lock, head.mode)) break;
     Waiter w = std::move(lock.waiters.front());
     lock.waiters.pop_front();
@@ -299,6 +300,10 @@ void LockTable::ExpireWaits(const ApplyCtx& ctx) {
     touched.insert(name);
   }
   for (const std::string& name : touched) Pump(name, ctx);
+}
+
+void LockTable::PumpWaitsOf(uint64_t lease, const ApplyCtx& ctx) {
+  for (const std::string& name : WaitedBy(lease)) Pump(name, ctx);
 }
 
 void LockTable::SetValue(const std::string& name, uint64_t lease, const std::string& value) {

@@ -38,6 +38,10 @@ struct ApplyCtx {
   int64_t now_ms = 0;                  // cluster time after the entry
   const LeaseTable* leases = nullptr;  // waiters whose lease is not alive are skipped
   Changes* changes = nullptr;          // appended to, in order
+  // A lease this entry's command is about to revoke, 0 if none: a queue stops
+  // before its waits (a grant to it would be ended by the same entry, and the
+  // next grant would reuse the entry's index as fencing token).
+  uint64_t ending_lease = 0;
 };
 
 struct AcquireRequest {
@@ -90,6 +94,9 @@ class LockTable {
   std::pair<uint32_t, uint32_t> EndLease(uint64_t lease, v1::EndReason reason, const ApplyCtx& ctx);
   // Removes waiters whose deadline is <= now (TIMED_OUT) and grants after them.
   void ExpireWaits(const ApplyCtx& ctx);
+  // Grants what can be granted in every queue `lease` waits in (after a queue
+  // stopped before that lease as ctx.ending_lease, which then did not end).
+  void PumpWaitsOf(uint64_t lease, const ApplyCtx& ctx);
   // Replaces the value of the lease's hold (elections' Proclaim). Hold must exist.
   void SetValue(const std::string& name, uint64_t lease, const std::string& value);
 

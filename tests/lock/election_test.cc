@@ -77,6 +77,25 @@ TEST_CASE("election: resign emits NO_LEADER, then the next candidate is elected"
   CHECK(evs[1].token() == h.index);
 }
 
+// As for locks: a candidate whose lease this entry's revoke ends must not be
+// elected by the expiry that runs first, or two leaders share one token.
+TEST_CASE("election: a candidate whose lease the same entry revokes is never elected",
+          "[election]") {
+  Harness h;
+  const uint64_t a = h.NewLease(1000), b = h.NewLease(), c = h.NewLease();
+  h.Do(Campaign("svc", a, "a"));
+  h.Do(Campaign("svc", b, "b", 5000));
+  h.Do(Campaign("svc", c, "c", 5000));
+  h.now += 1000;  // a is due when the next entry applies
+  ApplyResult r = h.Do(Revoke(b));
+  auto evs = ElectionEvents(r);
+  REQUIRE(evs.size() == 2);
+  CHECK(evs[0].type() == v1::ELECTION_EVENT_NO_LEADER);
+  CHECK(evs[1].type() == v1::ELECTION_EVENT_ELECTED);
+  CHECK(evs[1].leader_lease_id() == c);
+  for (const auto& ev : evs) CHECK(ev.leader_lease_id() != b);
+}
+
 TEST_CASE("election: \"no leader\" is an event of its own when the leader's lease ends",
           "[election]") {
   Harness h;

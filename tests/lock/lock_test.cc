@@ -440,6 +440,46 @@ TEST_CASE("lock: a waiter whose lease expires in the same entry is skipped, not 
   for (const auto& g : Grants(r)) CHECK(g.lease_id() != b);
 }
 
+// Expiry runs before the entry's command. A waiter whose lease that command
+// revokes was granted by the expiry pass, and the revoke then handed the lock
+// on in the same entry: two exclusive holders with one fencing token.
+TEST_CASE("lock: a waiter whose lease the same entry revokes is never granted", "[lock][fencing]") {
+  Harness h;
+  const uint64_t a = h.NewLease(1000), b = h.NewLease(), c = h.NewLease();
+  const uint64_t ta = h.Hold("x", a);
+  h.Do(Acquire("x", b, kX, 5000));
+  h.Do(Acquire("x", c, kX, 5000));
+  h.now += 1000;  // a is due when the next entry applies
+  ApplyResult r = h.Do(Revoke(b));
+  CHECK(r.result.code() == 0);
+  REQUIRE(Grants(r).size() == 1);
+  CHECK(Grants(r)[0].lease_id() == c);
+  CHECK(Grants(r)[0].token() == h.index);
+  CHECK(Grants(r)[0].token() > ta);
+  for (const auto& rel : Releases(r)) CHECK(rel.lease_id() == a);
+  REQUIRE(WaitEnds(r).size() == 1);
+  CHECK(WaitEnds(r)[0].lease_id() == b);
+  CHECK(WaitEnds(r)[0].reason() == v1::END_REASON_LEASE_REVOKED);
+}
+
+// The queue stops before the lease a revoke names; if that revoke changes
+// nothing (here a retry answered from the exactly-once table), the waiter is
+// still granted in that entry.
+TEST_CASE("lock: a waiter named by a revoke that does nothing is still granted", "[lock][queue]") {
+  Harness h;
+  const uint64_t a = h.NewLease(500), b = h.NewLease(), other = h.NewLease();
+  h.Hold("x", a);
+  h.Do(Acquire("x", b, kX, 5000));
+  REQUIRE(h.Do(WithClient(Revoke(other), 7, 1)).result.code() == 0);
+  h.now += 500;  // a is due at the next entry, the revoke's answer is still kept
+  ApplyResult r = h.Do(WithClient(Revoke(b), 7, 1));  // sequence 1 again: a duplicate
+  CHECK(r.duplicate);
+  REQUIRE(Grants(r).size() == 1);
+  CHECK(Grants(r)[0].lease_id() == b);
+  CHECK(Grants(r)[0].token() == h.index);
+  CHECK(h.Holders("x") == 1);
+}
+
 TEST_CASE("lock: every holder of an expired lease is released with the lease", "[lock]") {
   Harness h;
   const uint64_t a = h.NewLease(500);

@@ -154,6 +154,11 @@ void LockChecker::OnGrant(uint64_t node, NodeModel& m, const v1::LockGranted& g,
     Fail(absl::StrCat("Fencing: ", where, " with token ", token, ", not below token ",
                       std::next(it)->second, " granted later at index ", std::next(it)->first));
   }
+  if (auto released = m.last_release.find(name);
+      released != m.last_release.end() && released->second == std::pair{index, token}) {
+    Fail(absl::StrCat("Fencing: ", where, " with token ", token,
+                      ", which a hold released earlier in the same entry had"));
+  }
   auto last = m.last_token.find(name);
   if (last != m.last_token.end() &&
       (token < last->second || (token == last->second && m.last_grant_index[name] != index))) {
@@ -192,6 +197,7 @@ void LockChecker::OnRelease(uint64_t node, NodeModel& m, const v1::LockReleased&
     holds.erase(it);
   }
   if (holds.empty()) m.holders.erase(r.name());
+  m.last_release[r.name()] = {index, r.token()};
   if (r.reason() == v1::END_REASON_RELEASED &&
       (!cmd.has_lock_release() || cmd.lock_release().name() != r.name() ||
        cmd.lock_release().lease_id() != r.lease_id() || cmd.lock_release().token() != r.token())) {

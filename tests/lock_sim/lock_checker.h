@@ -81,6 +81,9 @@ class LockChecker {
     std::map<std::string, uint32_t> permits;
     std::map<std::string, uint64_t> last_token;  // per lock, in apply order
     std::map<std::string, uint64_t> last_grant_index;
+    // Per lock, the index of the entry that last released a hold of it and
+    // that hold's token: a token ended in an entry is never granted again.
+    std::map<std::string, std::pair<uint64_t, uint64_t>> last_release;
   };
   struct Accepted {
     int64_t cluster_ms = 0;
