@@ -52,7 +52,15 @@ endpoints() {
 
 pid_of() { cat "$DIR/n$1.pid" 2>/dev/null || true; }
 
-alive() { local pid; pid=$(pid_of "$1"); [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; }
+# Node $1 is running: its pid file names a live raftlockd of this state
+# directory's node $1 (not another program that reused a stale pid).
+alive() {
+  local pid args
+  pid=$(pid_of "$1")
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  args=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ "$args" == *"--data-dir $DIR/n$1 "* ]]
+}
 
 start_node() {
   local i=$1 n
@@ -78,7 +86,11 @@ cmd_up() {
   for ((i = 1; i <= n; i++)); do start_node "$i"; done
   sleep 0.5
   for ((i = 1; i <= n; i++)); do
-    alive "$i" || { tail -n 5 "$DIR/n$i.log" >&2; die "node $i exited at start (log: $DIR/n$i.log)"; }
+    if ! alive "$i"; then
+      tail -n 5 "$DIR/n$i.log" >&2
+      stop_all >/dev/null
+      die "node $i exited at start (log: $DIR/n$i.log); stopped the others"
+    fi
   done
   echo "raftlock: $n nodes on 127.0.0.1 (logs and data in $DIR)"
   echo "  client endpoints: $(endpoints "$n")"
@@ -110,6 +122,13 @@ signal_node() {
 }
 
 cmd_down() {
+  stop_all
+  echo "raftlock: local cluster stopped"
+}
+
+# SIGTERMs every node of this state directory, waits up to 5 s each, then
+# SIGKILLs; removes the pid files.
+stop_all() {
   local n i
   n=$(size)
   for ((i = 1; i <= n; i++)); do
@@ -121,7 +140,6 @@ cmd_down() {
     alive "$i" && kill -KILL "$(pid_of "$i")" 2>/dev/null || true
     rm -f "$DIR/n$i.pid"
   done
-  echo "raftlock: local cluster stopped"
 }
 
 cmd_run() {

@@ -188,6 +188,39 @@ def test_up_refuses_a_second_cluster_in_the_same_directory(script):
     assert again.returncode == 2 and "is running" in again.stderr
 
 
+def test_up_that_fails_at_start_leaves_no_node_running(script):
+    # Node 2's client port is taken: it exits at start, and `up` must stop
+    # nodes 1 and 3 rather than leave half a cluster behind.
+    client_port = int(script.endpoints.split(",")[1].rsplit(":", 1)[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
+        blocker.bind(("127.0.0.1", client_port))
+        blocker.listen()
+        up = script.run("up", "3", check=False)
+        assert up.returncode == 2 and "node 2 exited at start" in up.stderr, up.stderr
+    leftovers = [p.name for p in script.dir.glob("n*.pid")]
+    assert leftovers == [], f"pid files left: {leftovers}"
+    out = subprocess.run(["pgrep", "-f", f"--data-dir {script.dir}/n"],
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "", f"raftlockd still running: {out.stdout}"
+
+
+def test_a_stale_pid_file_does_not_count_as_a_running_node(script):
+    # A pid file left by a crashed run may name a pid the system has reused
+    # for another program: `up` must not refuse, and `down` must not signal it.
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        script.dir.mkdir(parents=True)
+        (script.dir / "size").write_text("3\n")
+        (script.dir / "n1.pid").write_text(f"{other.pid}\n")
+        script.run("down")
+        assert other.poll() is None, "down signalled a process that is not a node"
+        script.run("up", "3")
+        assert script.pid(1) != other.pid
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_bad_node_number_is_refused_with_exit_code_2(script):
     script.run("up", "3")
     for args in (["kill", "4"], ["stop", "x"], ["restart", "0"]):
