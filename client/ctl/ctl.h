@@ -55,6 +55,8 @@ std::shared_ptr<Client> Connect(const Globals& globals);
 
 // ---- output
 std::string ToJson(const google::protobuf::Message& message);
+// `text` as a JSON string literal, quotes included. Bytes that are not
+// well-formed UTF-8 (election values are bytes) each print as U+FFFD.
 std::string JsonString(const std::string& text);
 // Prints rows as an aligned table (the first row is the header).
 void PrintTable(const std::vector<std::vector<std::string>>& rows);

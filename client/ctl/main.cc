@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
 
 #include "client/ctl/ctl.h"
@@ -62,14 +63,14 @@ int Main(int argc, char** argv) {
   grant->add_option("ttl", ttl_text, "TTL")->required();
   grant->callback([&] { run = [&] { return CmdLeaseGrant(g, ttl_text); }; });
   auto* keepalive = lease->add_subcommand("keepalive", "keep a lease alive until interrupted");
-  keepalive->add_option("id", lease_id, "lease id")->required();
+  keepalive->add_option("id", lease_id, "lease id")->required()->check(CLI::NonNegativeNumber);
   keepalive->add_flag("--once", once, "one keepalive, then exit");
   keepalive->callback([&] { run = [&] { return CmdLeaseKeepAlive(g, lease_id, once); }; });
   auto* revoke = lease->add_subcommand("revoke", "revoke a lease (releases its locks)");
-  revoke->add_option("id", lease_id, "lease id")->required();
+  revoke->add_option("id", lease_id, "lease id")->required()->check(CLI::NonNegativeNumber);
   revoke->callback([&] { run = [&] { return CmdLeaseRevoke(g, lease_id); }; });
   auto* ttl = lease->add_subcommand("ttl", "a lease's TTL, time left, locks and elections");
-  ttl->add_option("id", lease_id, "lease id")->required();
+  ttl->add_option("id", lease_id, "lease id")->required()->check(CLI::NonNegativeNumber);
   ttl->callback([&] { run = [&] { return CmdLeaseTtl(g, lease_id); }; });
   auto* lease_list = lease->add_subcommand("list", "every live lease");
   lease_list->callback([&] { run = [&] { return CmdLeaseList(g); }; });
@@ -90,20 +91,22 @@ int Main(int argc, char** argv) {
   auto* validate =
       locks->add_subcommand("validate", "is TOKEN a current holder's token? (exit 3 if not)");
   validate->add_option("name", name, "lock name")->required();
-  validate->add_option("token", token, "fencing token")->required();
+  validate->add_option("token", token, "fencing token")->required()->check(CLI::NonNegativeNumber);
   validate->callback([&] { run = [&] { return CmdLocksValidate(g, name, token); }; });
   auto* acquire = locks->add_subcommand(
       "acquire", "acquire with an existing lease (--timeout: wait that long; default try once)");
   acquire->add_option("name", name, "lock name")->required();
-  acquire->add_option("--lease", lease_id, "lease id")->required();
+  acquire->add_option("--lease", lease_id, "lease id")->required()->check(CLI::NonNegativeNumber);
   acquire->add_flag("--shared", shared, "shared mode");
   acquire->add_option("--permits", permits, "semaphore permits");
   acquire->callback(
       [&] { run = [&] { return CmdLocksAcquire(g, name, lease_id, shared, permits); }; });
   auto* release = locks->add_subcommand("release", "release a hold (lease and token)");
   release->add_option("name", name, "lock name")->required();
-  release->add_option("--lease", lease_id, "lease id")->required();
-  release->add_option("--token", token, "fencing token of the hold")->required();
+  release->add_option("--lease", lease_id, "lease id")->required()->check(CLI::NonNegativeNumber);
+  release->add_option("--token", token, "fencing token of the hold")
+      ->required()
+      ->check(CLI::NonNegativeNumber);
   release->callback([&] { run = [&] { return CmdLocksRelease(g, name, lease_id, token); }; });
 
   // elect NAME VALUE; leader NAME; observe NAME; proclaim; resign
@@ -121,20 +124,28 @@ int Main(int argc, char** argv) {
   int count = 0;
   auto* observe = app.add_subcommand("observe", "print every change of an election");
   observe->add_option("name", name, "election name")->required();
-  observe->add_option("--after", after_epoch, "resume after this epoch");
-  observe->add_option("--count", count,
-                      "exit after N updates (without --after, the first is the current state)");
+  observe->add_option("--after", after_epoch, "resume after this epoch")
+      ->check(CLI::NonNegativeNumber);
+  observe
+      ->add_option("--count", count,
+                   "exit after N updates (without --after, the first is the current state)")
+      ->check(CLI::NonNegativeNumber);
   observe->callback([&] { run = [&] { return CmdObserve(g, name, after_epoch, count); }; });
   auto* proclaim = app.add_subcommand("proclaim", "publish a new leader value (lease and token)");
   proclaim->add_option("name", name, "election name")->required();
   proclaim->add_option("value", value, "the new value")->required();
-  proclaim->add_option("--lease", lease_id, "leader's lease id")->required();
-  proclaim->add_option("--token", token, "leadership token")->required();
+  proclaim->add_option("--lease", lease_id, "leader's lease id")
+      ->required()
+      ->check(CLI::NonNegativeNumber);
+  proclaim->add_option("--token", token, "leadership token")
+      ->required()
+      ->check(CLI::NonNegativeNumber);
   proclaim->callback([&] { run = [&] { return CmdProclaim(g, name, lease_id, token, value); }; });
   auto* resign = app.add_subcommand("resign", "step down (token 0: withdraw a candidacy)");
   resign->add_option("name", name, "election name")->required();
-  resign->add_option("--lease", lease_id, "lease id")->required();
-  resign->add_option("--token", token, "leadership token (0 withdraws a candidacy)");
+  resign->add_option("--lease", lease_id, "lease id")->required()->check(CLI::NonNegativeNumber);
+  resign->add_option("--token", token, "leadership token (0 withdraws a candidacy)")
+      ->check(CLI::NonNegativeNumber);
   resign->callback([&] { run = [&] { return CmdResign(g, name, lease_id, token); }; });
 
   // cluster status|members|transfer-leader ID
@@ -146,7 +157,7 @@ int Main(int argc, char** argv) {
   members->callback([&] { run = [&] { return CmdClusterMembers(g); }; });
   uint64_t target = 0;
   auto* transfer = cluster->add_subcommand("transfer-leader", "make replica ID the Raft leader");
-  transfer->add_option("id", target, "replica id")->required();
+  transfer->add_option("id", target, "replica id")->required()->check(CLI::PositiveNumber);
   transfer->callback([&] { run = [&] { return CmdClusterTransfer(g, target); }; });
 
   try {
@@ -154,6 +165,15 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? kExitOk : kExitBadInput;
+  }
+  // CLI11 treats an empty variable as unset, which would quietly send the
+  // command to the default local cluster.
+  if (const char* env = std::getenv("RAFTLOCK_ENDPOINTS");
+      env != nullptr && app.get_option("--endpoints")->count() == 0 &&
+      std::string(env).find_first_not_of(" \t,") == std::string::npos) {
+    std::cerr << "raftlockctl: RAFTLOCK_ENDPOINTS is set but lists no endpoint; set it to "
+                 "host:port[,host:port...] or unset it\n";
+    return kExitBadInput;
   }
   auto logger = spdlog::stderr_color_mt("raftlockctl");
   spdlog::set_default_logger(logger);

@@ -65,6 +65,12 @@ absl::StatusOr<std::shared_ptr<Client>> Client::Create(ClientOptions options) {
     if (colon == std::string::npos || colon == 0 || colon + 1 == endpoint.size()) {
       return absl::InvalidArgumentError("endpoints: '" + endpoint + "' is not host:port");
     }
+    const std::string port = endpoint.substr(colon + 1);
+    if (port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) ||
+        std::stoi(port) < 1 || std::stoi(port) > 65535) {
+      return absl::InvalidArgumentError("endpoints: '" + endpoint +
+                                        "': the port must be a number in [1, 65535]");
+    }
   }
   if (options.attempt_timeout <= std::chrono::milliseconds(0)) {
     return absl::InvalidArgumentError("attempt_timeout: must be > 0");

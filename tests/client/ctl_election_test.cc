@@ -136,3 +136,25 @@ TEST_CASE("raftlockctl elect, leader, observe, proclaim and resign", "[client][c
   CHECK(Field(replay[0], "event").string_value() == "PROCLAIMED");
   CHECK(Field(replay.back(), "event").string_value() == "NO_LEADER");
 }
+
+TEST_CASE("raftlockctl JSON output stays valid for values that are not UTF-8 text",
+          "[client][ctl][election]") {
+  TestCluster t;
+  auto elected = t.CtlStart({"-o", "json", "elect", "svc/bin", "caf\xc3\xa9"});
+  REQUIRE(elected->WaitForOutput("\"elected\": true", 10s));
+  auto json = ParseJson(elected->Stdout());
+  CHECK(Field(json, "value").string_value() == "caf\xc3\xa9");  // UTF-8 passes through
+  const std::string lease = std::to_string(Number(Field(json, "lease_id")));
+  const std::string token = std::to_string(Number(Field(json, "token")));
+  // Latin-1 e-acute, a stray continuation byte, a truncated sequence.
+  auto proclaimed =
+      t.Ctl({"proclaim", "svc/bin", "caf\xe9 \x80 \xe2\x82", "--lease", lease, "--token", token});
+  INFO(proclaimed.err);
+  REQUIRE(proclaimed.code == 0);
+  auto leader = t.Ctl({"-o", "json", "leader", "svc/bin"});
+  REQUIRE(leader.code == 0);
+  CHECK(Field(ParseJson(leader.out), "value").string_value() ==
+        "caf\xef\xbf\xbd \xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd");
+  elected->Signal(SIGTERM);
+  CHECK(elected->Wait(10s).has_value());
+}

@@ -67,6 +67,18 @@ TEST_CASE("raftlockctl exit codes for bad input (2) and an unreachable cluster (
            {"--endpoints", nowhere, "lock", "name-only"},
            {"--endpoints", "", "lease", "list"},
            {"--endpoints", "no-port", "lease", "list"},
+           {"--endpoints", "127.0.0.1:abc", "lease", "list"},
+           {"--endpoints", "127.0.0.1:0", "lease", "list"},
+           {"--endpoints", "127.0.0.1:65536", "lease", "list"},
+           // Negative ids and tokens are not wrapped into huge ones.
+           {"--endpoints", nowhere, "lease", "ttl", "-1"},
+           {"--endpoints", nowhere, "lease", "revoke", "-7"},
+           {"--endpoints", nowhere, "locks", "validate", "x", "-5"},
+           {"--endpoints", nowhere, "locks", "release", "x", "--lease", "1", "--token", "-2"},
+           {"--endpoints", nowhere, "observe", "svc", "--count", "-3"},
+           {"--endpoints", nowhere, "observe", "svc", "--after", "-1"},
+           {"--endpoints", nowhere, "cluster", "transfer-leader", "0"},
+           {"--endpoints", nowhere, "cluster", "transfer-leader", "-1"},
        }) {
     auto result = CtlNoCluster(args);
     std::string joined;
@@ -74,6 +86,12 @@ TEST_CASE("raftlockctl exit codes for bad input (2) and an unreachable cluster (
     INFO("raftlockctl " << joined << "-> " << result.code << "\n" << result.err);
     CHECK(result.code == 2);
   }
+  // An empty RAFTLOCK_ENDPOINTS is a mistake, not "use the default cluster".
+  auto empty_env = CtlNoCluster({"--timeout", "1s", "lease", "list"}, {{"RAFTLOCK_ENDPOINTS", ""}});
+  INFO(empty_env.err);
+  CHECK(empty_env.code == 2);
+  CHECK(empty_env.err.find("RAFTLOCK_ENDPOINTS") != std::string::npos);
+
   // --help is not an error.
   auto help = CtlNoCluster({"--help"});
   CHECK(help.code == 0);

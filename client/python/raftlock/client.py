@@ -169,6 +169,14 @@ class Client:
         self._endpoints: List[str] = [e for e in endpoints if e]
         if not self._endpoints:
             raise ValueError("at least one endpoint is required")
+        for endpoint in self._endpoints:
+            host, colon, port = endpoint.rpartition(":")
+            if not host or not colon or not port:
+                raise ValueError(f"endpoints: '{endpoint}' is not host:port")
+            if not (port.isascii() and port.isdigit() and len(port) <= 5
+                    and 1 <= int(port) <= 65535):
+                raise ValueError(
+                    f"endpoints: '{endpoint}': the port must be a number in [1, 65535]")
         if timeout <= 0 or attempt_timeout <= 0:
             raise ValueError("timeouts must be positive")
         if ping_interval != 0 and not MIN_PING_INTERVAL <= ping_interval <= MAX_PING_SETTING:

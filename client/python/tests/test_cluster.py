@@ -127,4 +127,7 @@ def test_bad_client_options_are_refused_naming_the_limit():
         raftlock.Client("127.0.0.1:1", ping_timeout=0)
     with pytest.raises(ValueError, match="endpoint"):
         raftlock.Client([])
+    for bad in ("no-port", "127.0.0.1:abc", "127.0.0.1:0", "127.0.0.1:65536", ":9001"):
+        with pytest.raises(ValueError, match="endpoints: '.*'"):
+            raftlock.Client(bad)
     raftlock.Client("127.0.0.1:1", ping_interval=0).close()  # pings off
