@@ -208,6 +208,13 @@ void ProposeFor(Replica* replica, std::shared_ptr<UnaryCall<Response>> call, v1:
 // Why a parked Acquire or Campaign ended without a grant, as the client sees it.
 v1::NotAcquiredReason NotAcquiredReasonFor(v1::EndReason reason);
 
+// Why the wait of a retried Acquire/Campaign, found neither holding nor
+// waiting, ended: its lease is gone (LEASE_ENDED), its deadline passed
+// (TIMED_OUT), or it was withdrawn before that (CANCELLED). `first` is the
+// command's first (deduplicated) result, `wait_timeout_ms` the request's.
+v1::NotAcquiredReason EndedWaitReason(const lock::LockStateMachine& state, uint64_t lease,
+                                      const v1::CommandResult& first, int64_t wait_timeout_ms);
+
 // Runs `fill` against linearizable state for `call`.
 template <typename Response, typename Fill>
 void ReadFor(Replica* replica, std::shared_ptr<UnaryCall<Response>> call, Fill fill) {

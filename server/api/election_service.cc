@@ -6,6 +6,23 @@
 #include "server/api/services.h"
 
 namespace raftlock::server {
+namespace {
+
+// The epoch of the ELECTED event that began `info`'s current leadership, if
+// the election's kept history still has it; else the latest epoch.
+uint64_t ElectedEpoch(const lock::LockStateMachine& state, const std::string& name,
+                      const v1::ElectionInfo& info) {
+  const v1::ObserveResult kept = state.Observe(name, 0);
+  for (auto it = kept.events().rbegin(); it != kept.events().rend(); ++it) {
+    if (it->type() == v1::ELECTION_EVENT_ELECTED &&
+        it->leader_lease_id() == info.leader_lease_id() && it->token() == info.token()) {
+      return it->epoch();
+    }
+  }
+  return info.epoch();
+}
+
+}  // namespace
 
 grpc::ServerUnaryReactor* ElectionService::Campaign(grpc::CallbackServerContext* context,
                                                     const v1::CampaignRequest* request,
@@ -25,6 +42,7 @@ grpc::ServerUnaryReactor* ElectionService::Campaign(grpc::CallbackServerContext*
   Replica* replica = &api_->replica();
   const std::string name = request->name();
   const uint64_t lease = request->lease_id();
+  const int64_t wait_timeout_ms = request->wait_timeout_ms();
   // Every answer carries the election as it is once the outcome is applied.
   auto fill = [replica, name](v1::CampaignResponse* out, bool elected, uint64_t token,
                               uint64_t epoch, v1::NotAcquiredReason reason) {
@@ -39,8 +57,8 @@ grpc::ServerUnaryReactor* ElectionService::Campaign(grpc::CallbackServerContext*
   };
   ProposeThen(
       replica, call, std::move(command),
-      [api, replica, call, name, lease, fill](const v1::CommandResult& result,
-                                              v1::CampaignResponse out) {
+      [api, replica, call, name, lease, wait_timeout_ms, fill](const v1::CommandResult& result,
+                                                               v1::CampaignResponse out) {
         const auto& outcome = result.election_campaign();
         if (outcome.outcome() == v1::ACQUIRE_OUTCOME_GRANTED) {
           fill(&out, true, outcome.token(), outcome.epoch(), v1::NOT_ACQUIRED_REASON_UNSPECIFIED);
@@ -55,14 +73,16 @@ grpc::ServerUnaryReactor* ElectionService::Campaign(grpc::CallbackServerContext*
         // Queued; a retry may find it already elected or no longer queued.
         const v1::ElectionInfo info = replica->state().Leader(name);
         if (info.has_leader() && info.leader_lease_id() == lease) {
-          fill(&out, true, info.token(), info.epoch(), v1::NOT_ACQUIRED_REASON_UNSPECIFIED);
+          fill(&out, true, info.token(), ElectedEpoch(replica->state(), name, info),
+               v1::NOT_ACQUIRED_REASON_UNSPECIFIED);
           call->Reply(std::move(out));
           return;
         }
         const bool queued = std::find(info.candidates().begin(), info.candidates().end(), lease) !=
                             info.candidates().end();
         if (!queued) {
-          fill(&out, false, 0, 0, v1::NOT_ACQUIRED_REASON_TIMED_OUT);
+          fill(&out, false, 0, 0,
+               EndedWaitReason(replica->state(), lease, result, wait_timeout_ms));
           call->Reply(std::move(out));
           return;
         }

@@ -414,3 +414,143 @@ TEST_CASE("stopping and restarting the whole cluster keeps locks, leases and tok
   REQUIRE(again.acquired());
   CHECK(again.token() > held.token());
 }
+
+// A retried Acquire or Campaign (same client_id and sequence) whose wait has
+// already ended is answered from the current state. It must say why the wait
+// ended: LEASE_ENDED when its lease is gone, CANCELLED when the wait was
+// withdrawn before its deadline (the SDKs then stop, or wait again), not
+// TIMED_OUT for both.
+TEST_CASE("a retried wait that already ended is answered with the reason it ended",
+          "[cluster][exactly-once]") {
+  ProcessCluster cluster(1);
+  cluster.StartAll();
+  REQUIRE(cluster.WaitForLeader(10s) == 1);
+  LeaderClient client(cluster.ClientAddresses());
+  uint64_t holder = 0, cancelled = 0, revoked = 0;
+  REQUIRE(client.GrantLease(20000, &holder, 5s).ok());
+  REQUIRE(client.GrantLease(20000, &cancelled, 5s).ok());
+  REQUIRE(client.GrantLease(20000, &revoked, 5s).ok());
+  LockAcquireResponse held;
+  REQUIRE(client.Acquire(AcquireRequest("ended/lock", holder), &held, 5s).ok());
+  REQUIRE(held.acquired());
+  auto lock_stub = raftlock::v1::Lock::NewStub(
+      grpc::CreateChannel(cluster.ClientAddress(1), grpc::InsecureChannelCredentials()));
+  auto waiters = [&] {
+    raftlock::v1::LockDescribeResponse d;
+    return client.Describe("ended/lock", &d, 2s).ok() ? d.lock().waiters_size() : -1;
+  };
+
+  // A wait of 15 s whose call gives up after 1 s: the server withdraws it.
+  LockAcquireRequest withdrawn = AcquireRequest("ended/lock", cancelled, 15000);
+  withdrawn.mutable_write()->set_client_id(78);
+  withdrawn.mutable_write()->set_sequence(1);
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 1s);
+    LockAcquireResponse answer;
+    CHECK(lock_stub->Acquire(&context, withdrawn, &answer).error_code() ==
+          grpc::StatusCode::DEADLINE_EXCEEDED);
+  }
+  REQUIRE(Eventually(5s, [&] { return waiters() == 0; }));
+  LockAcquireResponse retry;
+  REQUIRE(client.Acquire(withdrawn, &retry, 5s).ok());
+  CHECK_FALSE(retry.acquired());
+  CHECK(retry.reason() == raftlock::v1::NOT_ACQUIRED_REASON_CANCELLED);
+
+  // A wait whose lease is revoked under it.
+  LockAcquireRequest orphaned = AcquireRequest("ended/lock", revoked, 15000);
+  orphaned.mutable_write()->set_client_id(79);
+  orphaned.mutable_write()->set_sequence(1);
+  grpc::ClientContext parked_context;
+  parked_context.set_deadline(std::chrono::system_clock::now() + 20s);
+  LockAcquireResponse parked_answer;
+  auto parked = std::async(std::launch::async, [&] {
+    return lock_stub->Acquire(&parked_context, orphaned, &parked_answer);
+  });
+  REQUIRE(Eventually(5s, [&] { return waiters() == 1; }));
+  raftlock::v1::LeaseRevokeRequest revoke;
+  revoke.set_lease_id(revoked);
+  raftlock::v1::LeaseRevokeResponse revoke_answer;
+  REQUIRE(client
+              .Call(
+                  [&](grpc::ClientContext* context, grpc::Channel* channel) {
+                    return raftlock::v1::Lease::NewStub(
+                               std::shared_ptr<grpc::Channel>(channel, [](grpc::Channel*) {}))
+                        ->Revoke(context, revoke, &revoke_answer);
+                  },
+                  5s)
+              .ok());
+  REQUIRE(parked.wait_for(5s) == std::future_status::ready);
+  REQUIRE(parked.get().ok());
+  CHECK(parked_answer.reason() == raftlock::v1::NOT_ACQUIRED_REASON_LEASE_ENDED);
+  REQUIRE(client.Acquire(orphaned, &retry, 5s).ok());
+  CHECK_FALSE(retry.acquired());
+  CHECK(retry.reason() == raftlock::v1::NOT_ACQUIRED_REASON_LEASE_ENDED);
+}
+
+// A retried Campaign that was queued at first and has since been elected
+// answers the epoch of that election, not the election's latest event.
+TEST_CASE("a retried campaign elected after waiting answers its ELECTED epoch",
+          "[cluster][exactly-once][election]") {
+  ProcessCluster cluster(1);
+  cluster.StartAll();
+  REQUIRE(cluster.WaitForLeader(10s) == 1);
+  LeaderClient client(cluster.ClientAddresses());
+  uint64_t first = 0, second = 0;
+  REQUIRE(client.GrantLease(20000, &first, 5s).ok());
+  REQUIRE(client.GrantLease(20000, &second, 5s).ok());
+  auto stub = raftlock::v1::Election::NewStub(
+      grpc::CreateChannel(cluster.ClientAddress(1), grpc::InsecureChannelCredentials()));
+  auto campaign = [&](uint64_t lease, uint64_t client_id, int64_t wait_ms,
+                      raftlock::v1::CampaignResponse* answer) {
+    raftlock::v1::CampaignRequest request;
+    request.mutable_write()->set_client_id(client_id);
+    request.mutable_write()->set_sequence(1);
+    request.set_name("svc/epoch");
+    request.set_lease_id(lease);
+    request.set_value("v");
+    request.set_wait_timeout_ms(wait_ms);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 20s);
+    return stub->Campaign(&context, request, answer);
+  };
+  raftlock::v1::CampaignResponse leading;
+  REQUIRE(campaign(first, 80, 0, &leading).ok());
+  REQUIRE(leading.elected());
+  raftlock::v1::CampaignResponse waited;
+  auto parked =
+      std::async(std::launch::async, [&] { return campaign(second, 81, 15000, &waited); });
+  REQUIRE(Eventually(5s, [&] {
+    raftlock::v1::CampaignResponse probe;  // the first campaign again: the current state
+    return campaign(first, 80, 0, &probe).ok() && probe.election().candidates_size() == 1;
+  }));
+  auto call = [&](auto method, const auto& request, auto* response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 5s);
+    return (stub.get()->*method)(&context, request, response);
+  };
+  raftlock::v1::ResignRequest resign;
+  resign.set_name("svc/epoch");
+  resign.set_lease_id(first);
+  resign.set_token(leading.token());
+  raftlock::v1::ResignResponse resigned;
+  REQUIRE(call(&raftlock::v1::Election::Stub::Resign, resign, &resigned).ok());
+  REQUIRE(parked.wait_for(5s) == std::future_status::ready);
+  REQUIRE(parked.get().ok());
+  REQUIRE(waited.elected());
+
+  raftlock::v1::ProclaimRequest proclaim;
+  proclaim.set_name("svc/epoch");
+  proclaim.set_lease_id(second);
+  proclaim.set_token(waited.token());
+  proclaim.set_value("v2");
+  raftlock::v1::ProclaimResponse proclaimed;
+  REQUIRE(call(&raftlock::v1::Election::Stub::Proclaim, proclaim, &proclaimed).ok());
+  REQUIRE(proclaimed.epoch() > waited.epoch());
+
+  raftlock::v1::CampaignResponse retried;
+  REQUIRE(campaign(second, 81, 15000, &retried).ok());
+  CHECK(retried.elected());
+  CHECK(retried.token() == waited.token());
+  CHECK(retried.epoch() == waited.epoch());
+}
