@@ -155,11 +155,12 @@ void Node::Impl::Tick() {
       m.set_type(raftlock::v1::MSG_CHECK_QUORUM);
       Step(m);
     }
-    if (role_ == Role::kLeader && lead_transferee_ != kNone) {
-      log_->info("raft node {} term {}: leadership transfer to {} timed out, aborted", id_, term_,
-                 lead_transferee_);
-      AbortLeaderTransfer();
-    }
+  }
+  if (role_ == Role::kLeader && lead_transferee_ != kNone &&
+      ++transfer_elapsed_ >= cfg_.election_tick) {
+    log_->info("raft node {} term {}: leadership transfer to {} timed out, aborted", id_, term_,
+               lead_transferee_);
+    AbortLeaderTransfer();
   }
   if (role_ != Role::kLeader) return;
   if (heartbeat_elapsed_ >= cfg_.heartbeat_tick) {

@@ -127,6 +127,11 @@ class Node::Impl {
   std::mt19937_64 rng_;
 
   uint64_t lead_transferee_ = kNone;
+  // Ticks since the current leadership transfer began. Its own timer: the
+  // check-quorum round runs on election_elapsed_, which a transfer must not
+  // restart (a cut-off leader asked to transfer again and again would never
+  // step down).
+  int transfer_elapsed_ = 0;
   uint64_t pending_conf_index_ = 0;
   // Conf changes at or below this index are already part of voters_ and
   // learners_ (replayed at start, or from a restored snapshot).

@@ -315,7 +315,7 @@ absl::Status Node::Impl::TransferLeader(uint64_t target) {
   if (lead_transferee_ == target) return absl::OkStatus();  // already in progress
   if (lead_transferee_ != kNone) AbortLeaderTransfer();
   // The transfer must finish within one election timeout.
-  election_elapsed_ = 0;
+  transfer_elapsed_ = 0;
   lead_transferee_ = target;
   log_->info("raft node {} term {}: starting leadership transfer to {}", id_, term_, target);
   if (prs_.at(target).match == raft_log_.LastIndex()) {

@@ -176,6 +176,24 @@ TEST_CASE("thesis 3.10 a transfer that does not finish within an election timeou
   CHECK(s.node->Propose("x").ok());
 }
 
+// The transfer's own timer must not restart the check-quorum timer: a leader
+// cut off from every peer, asked again and again to transfer, still steps down.
+TEST_CASE("thesis 3.10 and 6.2 repeated transfers do not postpone the leader's quorum check",
+          "[transfer][checkquorum]") {
+  Solo s = Leader({}, [](Config& c) { c.check_quorum = true; });
+  REQUIRE(s.node->role() == Role::kLeader);
+  uint64_t target = 2;
+  for (int tick = 1; tick <= 30 && s.node->role() == Role::kLeader; ++tick) {
+    if (tick % 9 == 0) {
+      REQUIRE(s.node->TransferLeader(target).ok());  // aborts the previous one
+      target = target == 2 ? 3 : 2;
+    }
+    s.Ticks(1);
+    s.Drain();  // nothing ever reaches the peers, nothing comes back
+  }
+  CHECK(s.node->role() == Role::kFollower);
+}
+
 TEST_CASE("thesis 3.10 MSG_TIMEOUT_NOW starts a real election at once, skipping pre-vote",
           "[transfer]") {
   Solo s = Follower({}, [](Config& c) {
