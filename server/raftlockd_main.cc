@@ -13,7 +13,9 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include "absl/synchronization/mutex.h"
 #include "server/api/client_api.h"
@@ -203,8 +205,20 @@ int main(int argc, char** argv) {
 
   int signal = 0;
   sigwait(&stop_signals, &signal);
-  logger->info("received {}; stopping (a leader hands over leadership first)",
-               signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  logger->info(
+      "received {}; stopping (a leader hands over leadership first; "
+      "a second signal exits at once)",
+      signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  // The graceful stop can take seconds. A second signal ends the process at
+  // once: like a crash, it loses nothing acknowledged (that is durable).
+  std::thread([stop_signals, logger] {
+    int again = 0;
+    sigwait(&stop_signals, &again);
+    logger->warn("received {} again; exiting now, without the graceful stop",
+                 again == SIGTERM ? "SIGTERM" : "SIGINT");
+    logger->flush();
+    std::_Exit(128 + again);
+  }).detach();
   client_server->GetHealthCheckService()->SetServingStatus(false);
   replica->Stop(/*transfer_leadership=*/true);
   api.Shutdown();

@@ -237,6 +237,31 @@ TEST_CASE("raftlockd: SIGTERM on the leader hands leadership over and exits 0",
   CHECK(client.GrantLease(5000, &lease, 5s).ok());
 }
 
+// A graceful stop can take seconds (a leader waits up to 2 s to hand over).
+// An operator's second Ctrl-C or SIGTERM must end the process at once; it
+// loses nothing acknowledged, which is already durable.
+TEST_CASE("raftlockd: a second SIGTERM during a graceful stop exits at once",
+          "[daemon][shutdown]") {
+  ProcessCluster cluster(3);
+  cluster.StartAll();
+  const int leader = cluster.WaitForLeader(10s);
+  REQUIRE(leader != 0);
+  for (int id = 1; id <= 3; ++id) {
+    if (id != leader) cluster.Pause(id);  // the handover can only time out
+  }
+  cluster.Signal(leader, SIGTERM);
+  std::this_thread::sleep_for(300ms);
+  const auto second = Clock::now();
+  cluster.Signal(leader, SIGTERM);
+  const int code = cluster.WaitExit(leader, 1500ms);
+  INFO(cluster.LogTail(leader));
+  CHECK(code == 128 + SIGTERM);
+  CHECK(MillisSince(second) < 1000);
+  for (int id = 1; id <= 3; ++id) {
+    if (id != leader) cluster.Resume(id);
+  }
+}
+
 TEST_CASE("raftlockd: idle peer connections are not closed for pinging too often",
           "[daemon][transport]") {
   // Peers send HTTP/2 keepalive pings every 2 s to notice a dead link; a peer

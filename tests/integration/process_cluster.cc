@@ -153,6 +153,10 @@ void ProcessCluster::Pause(int id) {
   }
 }
 
+void ProcessCluster::Signal(int id, int signal) {
+  if (pids_[id] > 0) kill(pids_[id], signal);
+}
+
 void ProcessCluster::Resume(int id) {
   if (pids_[id] > 0) {
     kill(pids_[id], SIGCONT);

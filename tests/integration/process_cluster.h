@@ -33,9 +33,10 @@ class ProcessCluster {
   // SIGKILLed if the calling thread exits first (PR_SET_PDEATHSIG), so call
   // it from the test's own thread.
   void Start(int id);
-  void Kill(int id);    // SIGKILL and reap
-  void Pause(int id);   // SIGSTOP
-  void Resume(int id);  // SIGCONT
+  void Kill(int id);                // SIGKILL and reap
+  void Pause(int id);               // SIGSTOP
+  void Resume(int id);              // SIGCONT
+  void Signal(int id, int signal);  // sends `signal`, does not wait
   // SIGTERM; waits up to `wait` for a clean exit, returns its exit status
   // (-1 if it had to be killed).
   int Terminate(int id, std::chrono::milliseconds wait = std::chrono::milliseconds(5000));
