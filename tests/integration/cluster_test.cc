@@ -14,11 +14,18 @@ using raftlock::v1::LockAcquireResponse;
 
 namespace {
 
-LockAcquireRequest AcquireRequest(const std::string& name, uint64_t lease, int64_t wait_ms = 0) {
+// An Acquire request; with `client_id`, it is that client's write number 1
+// (exactly-once: a resend is a retry of the same write).
+LockAcquireRequest AcquireRequest(const std::string& name, uint64_t lease, int64_t wait_ms = 0,
+                                  uint64_t client_id = 0) {
   LockAcquireRequest request;
   request.set_name(name);
   request.set_lease_id(lease);
   request.set_wait_timeout_ms(wait_ms);
+  if (client_id != 0) {
+    request.mutable_write()->set_client_id(client_id);
+    request.mutable_write()->set_sequence(1);
+  }
   return request;
 }
 
@@ -293,9 +300,7 @@ TEST_CASE("a wait parked at a leader that loses leadership is answered UNAVAILAB
   REQUIRE(held.acquired());
 
   // A raw Acquire parked at the leader, waiting up to 15 s.
-  LockAcquireRequest wait = AcquireRequest("moved/lock", waiter, 15000);
-  wait.mutable_write()->set_client_id(77);
-  wait.mutable_write()->set_sequence(1);
+  LockAcquireRequest wait = AcquireRequest("moved/lock", waiter, 15000, 77);
   auto stub = raftlock::v1::Lock::NewStub(
       grpc::CreateChannel(cluster.ClientAddress(leader), grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
@@ -441,9 +446,7 @@ TEST_CASE("a retried wait that already ended is answered with the reason it ende
   };
 
   // A wait of 15 s whose call gives up after 1 s: the server withdraws it.
-  LockAcquireRequest withdrawn = AcquireRequest("ended/lock", cancelled, 15000);
-  withdrawn.mutable_write()->set_client_id(78);
-  withdrawn.mutable_write()->set_sequence(1);
+  LockAcquireRequest withdrawn = AcquireRequest("ended/lock", cancelled, 15000, 78);
   {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + 1s);
@@ -458,9 +461,7 @@ TEST_CASE("a retried wait that already ended is answered with the reason it ende
   CHECK(retry.reason() == raftlock::v1::NOT_ACQUIRED_REASON_CANCELLED);
 
   // A wait whose lease is revoked under it.
-  LockAcquireRequest orphaned = AcquireRequest("ended/lock", revoked, 15000);
-  orphaned.mutable_write()->set_client_id(79);
-  orphaned.mutable_write()->set_sequence(1);
+  LockAcquireRequest orphaned = AcquireRequest("ended/lock", revoked, 15000, 79);
   grpc::ClientContext parked_context;
   parked_context.set_deadline(std::chrono::system_clock::now() + 20s);
   LockAcquireResponse parked_answer;
