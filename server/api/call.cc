@@ -101,12 +101,9 @@ v1::NotAcquiredReason NotAcquiredReasonFor(v1::EndReason reason) {
 }
 
 v1::NotAcquiredReason EndedWaitReason(const lock::LockStateMachine& state, uint64_t lease,
-                                      const v1::CommandResult& first, int64_t wait_timeout_ms) {
+                                      int64_t wait_deadline_ms) {
   if (!state.TimeToLive(lease).has_value()) return v1::NOT_ACQUIRED_REASON_LEASE_ENDED;
-  // The wait's deadline, as the state machine set it when it queued the wait.
-  if (state.cluster_time_ms() - first.cluster_time_ms() >= wait_timeout_ms) {
-    return v1::NOT_ACQUIRED_REASON_TIMED_OUT;
-  }
+  if (state.cluster_time_ms() >= wait_deadline_ms) return v1::NOT_ACQUIRED_REASON_TIMED_OUT;
   return v1::NOT_ACQUIRED_REASON_CANCELLED;
 }
 

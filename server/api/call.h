@@ -210,10 +210,10 @@ v1::NotAcquiredReason NotAcquiredReasonFor(v1::EndReason reason);
 
 // Why the wait of a retried Acquire/Campaign, found neither holding nor
 // waiting, ended: its lease is gone (LEASE_ENDED), its deadline passed
-// (TIMED_OUT), or it was withdrawn before that (CANCELLED). `first` is the
-// command's first (deduplicated) result, `wait_timeout_ms` the request's.
+// (TIMED_OUT), or it was withdrawn before that (CANCELLED). `wait_deadline_ms`
+// is the wait's end in cluster time, from the command's first QUEUED result.
 v1::NotAcquiredReason EndedWaitReason(const lock::LockStateMachine& state, uint64_t lease,
-                                      const v1::CommandResult& first, int64_t wait_timeout_ms);
+                                      int64_t wait_deadline_ms);
 
 // Runs `fill` against linearizable state for `call`.
 template <typename Response, typename Fill>

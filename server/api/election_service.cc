@@ -6,23 +6,6 @@
 #include "server/api/services.h"
 
 namespace raftlock::server {
-namespace {
-
-// The epoch of the ELECTED event that began `info`'s current leadership, if
-// the election's kept history still has it; else the latest epoch.
-uint64_t ElectedEpoch(const lock::LockStateMachine& state, const std::string& name,
-                      const v1::ElectionInfo& info) {
-  const v1::ObserveResult kept = state.Observe(name, 0);
-  for (auto it = kept.events().rbegin(); it != kept.events().rend(); ++it) {
-    if (it->type() == v1::ELECTION_EVENT_ELECTED &&
-        it->leader_lease_id() == info.leader_lease_id() && it->token() == info.token()) {
-      return it->epoch();
-    }
-  }
-  return info.epoch();
-}
-
-}  // namespace
 
 grpc::ServerUnaryReactor* ElectionService::Campaign(grpc::CallbackServerContext* context,
                                                     const v1::CampaignRequest* request,
@@ -42,7 +25,6 @@ grpc::ServerUnaryReactor* ElectionService::Campaign(grpc::CallbackServerContext*
   Replica* replica = &api_->replica();
   const std::string name = request->name();
   const uint64_t lease = request->lease_id();
-  const int64_t wait_timeout_ms = request->wait_timeout_ms();
   // Every answer carries the election as it is once the outcome is applied.
   auto fill = [replica, name](v1::CampaignResponse* out, bool elected, uint64_t token,
                               uint64_t epoch, v1::NotAcquiredReason reason) {
@@ -57,8 +39,8 @@ grpc::ServerUnaryReactor* ElectionService::Campaign(grpc::CallbackServerContext*
   };
   ProposeThen(
       replica, call, std::move(command),
-      [api, replica, call, name, lease, wait_timeout_ms, fill](const v1::CommandResult& result,
-                                                               v1::CampaignResponse out) {
+      [api, replica, call, name, lease, fill](const v1::CommandResult& result,
+                                              v1::CampaignResponse out) {
         const auto& outcome = result.election_campaign();
         if (outcome.outcome() == v1::ACQUIRE_OUTCOME_GRANTED) {
           fill(&out, true, outcome.token(), outcome.epoch(), v1::NOT_ACQUIRED_REASON_UNSPECIFIED);
@@ -73,7 +55,10 @@ grpc::ServerUnaryReactor* ElectionService::Campaign(grpc::CallbackServerContext*
         // Queued; a retry may find it already elected or no longer queued.
         const v1::ElectionInfo info = replica->state().Leader(name);
         if (info.has_leader() && info.leader_lease_id() == lease) {
-          fill(&out, true, info.token(), ElectedEpoch(replica->state(), name, info),
+          // The epoch of this leadership's ELECTED event, not the latest one
+          // (a later PROCLAIMED, say), while the kept history has it.
+          const uint64_t elected = replica->state().ElectedEpoch(name, lease, info.token());
+          fill(&out, true, info.token(), elected != 0 ? elected : info.epoch(),
                v1::NOT_ACQUIRED_REASON_UNSPECIFIED);
           call->Reply(std::move(out));
           return;
@@ -82,7 +67,7 @@ grpc::ServerUnaryReactor* ElectionService::Campaign(grpc::CallbackServerContext*
                             info.candidates().end();
         if (!queued) {
           fill(&out, false, 0, 0,
-               EndedWaitReason(replica->state(), lease, result, wait_timeout_ms));
+               EndedWaitReason(replica->state(), lease, outcome.wait_deadline_ms()));
           call->Reply(std::move(out));
           return;
         }
@@ -189,21 +174,17 @@ void ObserveStream::Start() {
         {
           std::lock_guard<std::mutex> lock(mu_);
           if (after_epoch_ == 0) {
-            v1::ObserveResponse initial;
-            *initial.mutable_current() = state->Leader(name_);
-            queue_.push_back(std::move(initial));
+            backlog_.AddCurrent(state->Leader(name_));
           } else {
             v1::ObserveResult missed = state->Observe(name_, after_epoch_);
             if (missed.skipped()) {
-              v1::ObserveResponse skipped;
-              skipped.set_skipped(true);
-              *skipped.mutable_current() = missed.current();
-              queue_.push_back(std::move(skipped));
+              backlog_.AddSkipped(missed.current());
             } else {
+              // Not bounded by the backlog: the kept history is.
               for (const auto& event : missed.events()) {
                 v1::ObserveResponse message;
                 *message.mutable_event() = event;
-                queue_.push_back(std::move(message));
+                backlog_.AddMissed(std::move(message));
               }
             }
           }
@@ -233,19 +214,7 @@ void ObserveStream::Push(const v1::ElectionEvent& event, const v1::ElectionInfo&
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (finishing_) return;
-    if (queue_.size() >= kMaxQueued) {
-      // The client reads too slowly: replace the backlog by one "skipped"
-      // message with the state after this event.
-      queue_.clear();
-      v1::ObserveResponse skipped;
-      skipped.set_skipped(true);
-      *skipped.mutable_current() = current;
-      queue_.push_back(std::move(skipped));
-    } else {
-      v1::ObserveResponse message;
-      *message.mutable_event() = event;
-      queue_.push_back(std::move(message));
-    }
+    backlog_.AddEvent(event, current);
   }
   Pump();
 }
@@ -256,7 +225,7 @@ void ObserveStream::End(const CallError& error) {
     if (finishing_) return;
     finishing_ = true;
     finish_error_ = error;
-    queue_.clear();
+    backlog_.Clear();
   }
   Pump();
 }
@@ -268,7 +237,7 @@ void ObserveStream::OnWriteDone(bool ok) {
     if (!ok && !finishing_) {
       finishing_ = true;
       finish_error_.status = grpc::Status(grpc::StatusCode::CANCELLED, "the observer went away");
-      queue_.clear();
+      backlog_.Clear();
     }
   }
   Pump();
@@ -304,9 +273,8 @@ void ObserveStream::Pump() {
       for (const auto& [key, value] : finish_error_.trailers) {
         context_->AddTrailingMetadata(key, value);
       }
-    } else if (!queue_.empty()) {
-      writing_message_ = std::move(queue_.front());
-      queue_.pop_front();
+    } else if (!backlog_.empty()) {
+      writing_message_ = backlog_.PopFront();
       writing_ = true;
       action = Action::kWrite;
     }

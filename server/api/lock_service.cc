@@ -26,7 +26,6 @@ grpc::ServerUnaryReactor* LockService::Acquire(grpc::CallbackServerContext* cont
   Replica* replica = &api_->replica();
   const std::string name = request->name();
   const uint64_t lease = request->lease_id();
-  const int64_t wait_timeout_ms = request->wait_timeout_ms();
   // Every answer carries the lock as it is once the outcome is applied.
   auto fill = [replica, name](v1::LockAcquireResponse* out, bool acquired, uint64_t token,
                               uint64_t /*epoch*/, v1::NotAcquiredReason reason) {
@@ -40,8 +39,8 @@ grpc::ServerUnaryReactor* LockService::Acquire(grpc::CallbackServerContext* cont
   };
   ProposeThen(
       replica, call, std::move(command),
-      [api, replica, call, name, lease, wait_timeout_ms, fill](const v1::CommandResult& result,
-                                                               v1::LockAcquireResponse out) {
+      [api, replica, call, name, lease, fill](const v1::CommandResult& result,
+                                              v1::LockAcquireResponse out) {
         const auto& outcome = result.lock_acquire();
         switch (outcome.outcome()) {
           case v1::ACQUIRE_OUTCOME_GRANTED:
@@ -75,7 +74,7 @@ grpc::ServerUnaryReactor* LockService::Acquire(grpc::CallbackServerContext* cont
         }
         if (!waiting) {
           fill(&out, false, 0, 0,
-               EndedWaitReason(replica->state(), lease, result, wait_timeout_ms));
+               EndedWaitReason(replica->state(), lease, outcome.wait_deadline_ms()));
           call->Reply(std::move(out));
           return;
         }

@@ -3,13 +3,13 @@
 // answers from the replica loop; see client_api.h.
 #pragma once
 
-#include <deque>
 #include <mutex>
 #include <string>
 
 #include "proto/api.grpc.pb.h"
 #include "proto/cluster.grpc.pb.h"
 #include "server/api/client_api.h"
+#include "server/api/observe_backlog.h"
 
 namespace raftlock::server {
 
@@ -131,7 +131,7 @@ class ObserveStream : public grpc::ServerWriteReactor<v1::ObserveResponse> {
   const std::string name_;
   const uint64_t after_epoch_;
   std::mutex mu_;
-  std::deque<v1::ObserveResponse> queue_;
+  ObserveBacklog backlog_{kMaxQueued};
   v1::ObserveResponse writing_message_;
   bool writing_ = false;
   bool finishing_ = false;  // Finish requested

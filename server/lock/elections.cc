@@ -230,6 +230,18 @@ v1::ObserveResult Elections::Observe(const std::string& name, uint64_t after_epo
   return r;
 }
 
+uint64_t Elections::ElectedEpoch(const std::string& name, uint64_t lease, uint64_t token) const {
+  auto it = meta_.find(name);
+  if (it == meta_.end()) return 0;
+  for (const v1::ElectionEvent& ev : it->second.history) {
+    if (ev.type() == v1::ELECTION_EVENT_ELECTED && ev.leader_lease_id() == lease &&
+        ev.token() == token) {
+      return ev.epoch();
+    }
+  }
+  return 0;
+}
+
 std::vector<std::string> Elections::Names() const {
   std::set<std::string> names;
   for (const auto& [name, e] : table_.all()) names.insert(name);

@@ -58,6 +58,9 @@ class Elections {
   v1::ObserveResult Observe(const std::string& name, uint64_t after_epoch) const;
   // Names of elections that exist (leader, candidates or kept history), sorted.
   std::vector<std::string> Names() const;
+  // The epoch of the kept ELECTED event that gave `lease` the leadership with
+  // `token`; 0 if the history no longer keeps it.
+  uint64_t ElectedEpoch(const std::string& name, uint64_t lease, uint64_t token) const;
 
   void ToSnapshot(v1::LockSnapshot* out) const;
   void FromSnapshot(const v1::LockSnapshot& in);

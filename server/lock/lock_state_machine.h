@@ -105,6 +105,11 @@ class LockStateMachine {
   std::vector<v1::ElectionInfo> ListElections(std::string_view prefix = "") const;
   // Election events after `after_epoch`, or skipped + current state.
   v1::ObserveResult Observe(const std::string& name, uint64_t after_epoch) const;
+  // The epoch at which `lease` was elected to the leadership with `token`, if
+  // the election's kept history still has that event; else 0.
+  uint64_t ElectedEpoch(const std::string& name, uint64_t lease, uint64_t token) const {
+    return elections_.ElectedEpoch(name, lease, token);
+  }
 
   // ---- snapshots and checks
   // The whole state as versioned bytes; equal states give equal bytes.

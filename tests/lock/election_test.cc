@@ -96,6 +96,28 @@ TEST_CASE("election: a candidate whose lease the same entry revokes is never ele
   for (const auto& ev : evs) CHECK(ev.leader_lease_id() != b);
 }
 
+// A retried campaign answers the epoch of its ELECTED event: found in the
+// kept history even after older events were trimmed, 0 once it is gone.
+TEST_CASE("election: ElectedEpoch finds the ELECTED event while the history keeps it",
+          "[election][observe]") {
+  Harness h;  // election_history 4
+  const uint64_t a = h.NewLease(), b = h.NewLease();
+  const uint64_t ta = h.Do(Campaign("svc", a, "a")).result.election_campaign().token();
+  for (int i = 0; i < 3; ++i) h.Do(Proclaim("svc", a, ta, "a" + std::to_string(i)));
+  h.Do(Campaign("svc", b, "b", 5000));
+  ApplyResult handover = h.Do(Resign("svc", a, ta));
+  auto evs = ElectionEvents(handover);
+  REQUIRE(evs.size() == 2);
+  const uint64_t tb = evs[1].token();
+  REQUIRE(h.sm.Observe("svc", 0).skipped());  // older events were trimmed
+  CHECK(h.sm.ElectedEpoch("svc", b, tb) == evs[1].epoch());
+  CHECK(h.sm.ElectedEpoch("svc", a, ta) == 0);  // trimmed
+  CHECK(h.sm.ElectedEpoch("svc", b, tb + 1) == 0);
+  for (int i = 0; i < 4; ++i) h.Do(Proclaim("svc", b, tb, "b" + std::to_string(i)));
+  CHECK(h.sm.ElectedEpoch("svc", b, tb) == 0);
+  CHECK(h.sm.ElectedEpoch("nothing", b, tb) == 0);
+}
+
 TEST_CASE("election: \"no leader\" is an event of its own when the leader's lease ends",
           "[election]") {
   Harness h;

@@ -117,4 +117,44 @@ TEST_CASE("UnaryCall runs a cancellation hook set after the client gave up, at o
   CHECK_FALSE(call->Reply(v1::StatusResponse()));  // already answered CANCELLED
 }
 
+// A retried Acquire found neither holding nor waiting: why its wait ended is
+// judged by the wait's own deadline, which an Acquire that joined an
+// existing wait (already = true) reports, not by its own wait_timeout_ms.
+TEST_CASE("EndedWaitReason: lease gone, the wait's own deadline passed, or withdrawn",
+          "[call][exactly-once]") {
+  lock::LockStateMachine sm;
+  uint64_t index = 0;
+  auto apply = [&](v1::Command c, int64_t now_ms) {
+    c.set_cluster_time_ms(now_ms);
+    return sm.Apply(++index, c).result;
+  };
+  v1::Command grant;
+  grant.mutable_lease_grant()->set_ttl_ms(60000);
+  const uint64_t holder = apply(grant, 0).lease_grant().lease_id();
+  const uint64_t waiter = apply(grant, 0).lease_grant().lease_id();
+  auto acquire = [&](uint64_t lease, int64_t wait_ms, int64_t now_ms) {
+    v1::Command c;
+    c.mutable_lock_acquire()->set_name("x");
+    c.mutable_lock_acquire()->set_lease_id(lease);
+    c.mutable_lock_acquire()->set_wait_timeout_ms(wait_ms);
+    return apply(c, now_ms).lock_acquire();
+  };
+  REQUIRE(acquire(holder, 0, 0).outcome() == v1::ACQUIRE_OUTCOME_GRANTED);
+  REQUIRE(acquire(waiter, 10000, 0).outcome() == v1::ACQUIRE_OUTCOME_QUEUED);
+  const v1::LockAcquireResult joined = acquire(waiter, 10000, 8000);  // deadline still 10 s
+  REQUIRE(joined.already());
+  CHECK(EndedWaitReason(sm, waiter, joined.wait_deadline_ms()) ==
+        v1::NOT_ACQUIRED_REASON_CANCELLED);  // at 8 s the wait was not due
+  v1::Command tick;
+  tick.mutable_time_advance();
+  apply(tick, 11000);  // the wait times out at 10 s
+  CHECK(EndedWaitReason(sm, waiter, joined.wait_deadline_ms()) ==
+        v1::NOT_ACQUIRED_REASON_TIMED_OUT);
+  v1::Command revoke;
+  revoke.mutable_lease_revoke()->set_lease_id(waiter);
+  apply(revoke, 11000);
+  CHECK(EndedWaitReason(sm, waiter, joined.wait_deadline_ms()) ==
+        v1::NOT_ACQUIRED_REASON_LEASE_ENDED);
+}
+
 }  // namespace raftlock::server
