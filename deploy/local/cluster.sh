@@ -67,9 +67,23 @@ start_node() {
   n=$(size)
   [[ -x "$DAEMON" ]] || die "$DAEMON not built (run: make build)"
   mkdir -p "$DIR/n$i"
+  # Where this start's lines begin in the log (up waits for "serving" there).
+  stat -c %s "$DIR/n$i.log" 2>/dev/null >"$DIR/n$i.logstart" || echo 0 >"$DIR/n$i.logstart"
   "$DAEMON" --cluster-id local --node-id "$i" --data-dir "$DIR/n$i" \
     --members "$(members "$n")" >>"$DIR/n$i.log" 2>&1 &
   echo $! >"$DIR/n$i.pid"
+}
+
+# Waits until node $1 logs that it serves (0), or exits or takes 20 s (1).
+wait_serving() {
+  local i=$1 tries start
+  start=$(cat "$DIR/n$i.logstart" 2>/dev/null || echo 0)
+  for ((tries = 0; tries < 200; tries++)); do
+    tail -c "+$((start + 1))" "$DIR/n$i.log" 2>/dev/null | grep -q "serving cluster" && return 0
+    alive "$i" || return 1
+    sleep 0.1
+  done
+  return 1
 }
 
 check_node() {
@@ -84,12 +98,13 @@ cmd_up() {
   echo "$n" >"$DIR/size"
   echo "$PEER_BASE $CLIENT_BASE" >"$DIR/ports"
   for ((i = 1; i <= n; i++)); do start_node "$i"; done
-  sleep 0.5
   for ((i = 1; i <= n; i++)); do
-    if ! alive "$i"; then
+    if ! wait_serving "$i"; then
+      local what="exited at start"
+      alive "$i" && what="is not serving after 20 s"
       tail -n 5 "$DIR/n$i.log" >&2
       stop_all >/dev/null
-      die "node $i exited at start (log: $DIR/n$i.log); stopped the others"
+      die "node $i $what (log: $DIR/n$i.log); stopped the others"
     fi
   done
   echo "raftlock: $n nodes on 127.0.0.1 (logs and data in $DIR)"
@@ -172,6 +187,7 @@ case "${1:-}" in
     check_node "${2:-}"
     if alive "$2"; then kill -KILL "$(pid_of "$2")"; sleep 0.2; fi
     start_node "$2"
+    wait_serving "$2" || die "node $2 did not start again (log: $DIR/n$2.log)"
     echo "node $2 restarted (pid $(pid_of "$2"))" ;;
   down) cmd_down ;;
   *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;

@@ -199,9 +199,9 @@ def test_up_that_fails_at_start_leaves_no_node_running(script):
         assert up.returncode == 2 and "node 2 exited at start" in up.stderr, up.stderr
     leftovers = [p.name for p in script.dir.glob("n*.pid")]
     assert leftovers == [], f"pid files left: {leftovers}"
-    out = subprocess.run(["pgrep", "-f", f"--data-dir {script.dir}/n"],
+    out = subprocess.run(["pgrep", "-f", "--", f"--data-dir {script.dir}/n"],
                          capture_output=True, text=True)
-    assert out.stdout.strip() == "", f"raftlockd still running: {out.stdout}"
+    assert out.returncode == 1, f"raftlockd still running: {out.stdout}{out.stderr}"
 
 
 def test_a_stale_pid_file_does_not_count_as_a_running_node(script):
