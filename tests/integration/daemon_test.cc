@@ -242,9 +242,11 @@ TEST_CASE("raftlockd: SIGTERM on the leader hands leadership over and exits 0",
 // loses nothing acknowledged, which is already durable.
 TEST_CASE("raftlockd: a second SIGTERM during a graceful stop exits at once",
           "[daemon][shutdown]") {
-  ProcessCluster cluster(3);
+  // A 2-s election timeout: with its followers paused the leader neither
+  // completes the handover nor steps down (check quorum) for about 2 s.
+  ProcessCluster cluster(3, {"--election-ticks", "80"});
   cluster.StartAll();
-  const int leader = cluster.WaitForLeader(10s);
+  const int leader = cluster.WaitForLeader(20s);
   REQUIRE(leader != 0);
   for (int id = 1; id <= 3; ++id) {
     if (id != leader) cluster.Pause(id);  // the handover can only time out
