@@ -3,6 +3,9 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <iterator>
+
 namespace raftlock::server {
 
 using raftlock::v1::Message;
@@ -29,6 +32,8 @@ class PeerLink::Stream : public grpc::ClientWriteReactor<RaftBatch> {
     pending_ = std::move(batch);
     StartWrite(&pending_);
   }
+  // The batch of the last write. Precondition: that write is done.
+  RaftBatch TakePending() { return std::move(pending_); }
 
   // Makes any outstanding write fail promptly. Safe from any thread while the
   // hold is held.
@@ -45,6 +50,7 @@ class PeerLink::Stream : public grpc::ClientWriteReactor<RaftBatch> {
   }
 
   bool hold_released = false;  // guarded by PeerLink::mu_
+  bool delivered = false;      // a write succeeded; guarded by PeerLink::mu_
 
  private:
   PeerLink* const link_;
@@ -136,12 +142,24 @@ void PeerLink::OnStreamWriteDone(Stream* stream, bool ok) {
     std::lock_guard<std::mutex> lock(mu_);
     writing_ = false;
     if (!ok || shutdown_ || stream != stream_) {
-      if (stream == stream_) stream_usable_ = false;
+      if (stream == stream_) {
+        stream_usable_ = false;
+        // A stream that worked and now fails its write most likely lost an
+        // idle connection (the peer restarted, and gRPC noticed only now):
+        // that batch goes first on the next stream instead of being lost.
+        if (!ok && !shutdown_ && stream->delivered) {
+          RaftBatch failed = stream->TakePending();
+          std::vector<Message> messages(std::make_move_iterator(failed.mutable_messages()->begin()),
+                                        std::make_move_iterator(failed.mutable_messages()->end()));
+          if (!messages.empty()) queue_.push_front(std::move(messages));
+        }
+      }
       if (!stream->hold_released) {
         stream->hold_released = true;
         release_hold = true;
       }
     } else {
+      stream->delivered = true;
       if (logged_down_) {
         logger_->info("peer {} reachable again", options_.peer_id);
         logged_down_ = false;
@@ -165,12 +183,19 @@ void PeerLink::OnStreamDone(Stream* stream, const grpc::Status& status) {
       stream_ = nullptr;
       stream_usable_ = false;
       writing_ = false;
-      next_connect_ = std::chrono::steady_clock::now() + backoff_;
-      backoff_ = std::min(backoff_ * 2, options_.max_backoff);
-      // Messages queued for a dead stream are stale by the time it returns;
-      // Raft retransmits what matters.
-      dropped = !queue_.empty();
-      queue_.clear();
+      if (stream->delivered && !shutdown_) {
+        // A working stream broke (its connection went away, e.g. the peer
+        // restarted): reconnect at the next tick and keep the queue. A new
+        // stream that delivers nothing falls back to the branch below.
+        next_connect_ = std::chrono::steady_clock::now();
+      } else {
+        next_connect_ = std::chrono::steady_clock::now() + backoff_;
+        backoff_ = std::min(backoff_ * 2, options_.max_backoff);
+        // Messages queued for a dead stream are stale by the time it returns;
+        // Raft retransmits what matters.
+        dropped = !queue_.empty();
+        queue_.clear();
+      }
       if (!shutdown_ && !logged_down_) {
         logger_->warn("peer {} stream closed: {} ({}); reconnecting with backoff", options_.peer_id,
                       status.error_message(), static_cast<int>(status.error_code()));

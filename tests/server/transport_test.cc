@@ -8,6 +8,7 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -16,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "proto/transport.grpc.pb.h"
 
@@ -50,6 +52,30 @@ class RecordingHandler final : public TransportHandler {
   std::mutex mu_;
   std::condition_variable changed_;
   int snapshot_reports_ = 0;
+};
+
+// Records the terms of the Raft messages delivered to this side.
+class Inbox final : public TransportHandler {
+ public:
+  void OnMessages(std::vector<RaftMessage> messages) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& m : messages) terms_.push_back(m.term());
+    changed_.notify_all();
+  }
+  void OnUnreachable(uint64_t) override {}
+  void OnSnapshotStatus(uint64_t, bool) override {}
+  // Waits until a message of `term` arrived; false on timeout.
+  bool WaitForTerm(uint64_t term, milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return changed_.wait_for(lock, timeout, [&] {
+      return std::find(terms_.begin(), terms_.end(), term) != terms_.end();
+    });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::vector<uint64_t> terms_;
 };
 
 // A peer that reads the first chunk of each snapshot and then stops reading,
@@ -164,6 +190,64 @@ TEST_CASE("Transport::Shutdown cancels a snapshot transfer to a peer that stoppe
   CHECK(Clock::now() - start < milliseconds(5000));
   CHECK(handler.WaitForReports(1, milliseconds(0)));  // reported before Shutdown returned
   server->Shutdown(std::chrono::system_clock::now() + milliseconds(500));
+}
+
+// A stream to a peer that restarted looks open until a write fails: its
+// connection died while it was idle. That first batch must reach the new
+// process, not be lost (a lost vote request would cost a failover one more
+// election timeout).
+TEST_CASE("Transport delivers the first batch sent after the peer restarted", "[transport]") {
+  auto receiver = [](const std::string& listen, Inbox* inbox, int* port) {
+    TransportOptions options;
+    options.cluster_id = "transport-test";
+    options.self_id = 2;
+    options.peers[1] = "127.0.0.1:1";
+    auto transport = std::make_unique<Transport>(options, inbox, NullLogger());
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), port);
+    builder.RegisterService(transport->service());
+    auto server = builder.BuildAndStart();
+    REQUIRE(server != nullptr);
+    return std::make_pair(std::move(transport), std::move(server));
+  };
+  auto heartbeat = [](uint64_t term) {
+    RaftMessage m;
+    m.set_type(v1::MSG_HEARTBEAT);
+    m.set_from(1);
+    m.set_to(2);
+    m.set_term(term);
+    return std::vector<RaftMessage>{m};
+  };
+  Inbox first_inbox;
+  int port = 0;
+  auto [first, first_server] = receiver("127.0.0.1:0", &first_inbox, &port);
+  REQUIRE(port != 0);
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  RecordingHandler handler;
+  Transport sender(OptionsFor(address), &handler, NullLogger());
+  sender.Send(heartbeat(1));
+  REQUIRE(first_inbox.WaitForTerm(1, milliseconds(5000)));
+
+  // The peer goes away and comes back on the same address.
+  first_server->Shutdown(std::chrono::system_clock::now() + milliseconds(500));
+  first->Shutdown();
+  Inbox second_inbox;
+  int second_port = 0;
+  auto [second, second_server] = receiver(address, &second_inbox, &second_port);
+  REQUIRE(second_port == port);
+  std::this_thread::sleep_for(milliseconds(200));
+
+  sender.Send(heartbeat(2));
+  const auto deadline = Clock::now() + milliseconds(3000);
+  bool delivered = false;
+  while (!delivered && Clock::now() < deadline) {
+    sender.Tick();  // as the replica loop does every tick
+    delivered = second_inbox.WaitForTerm(2, milliseconds(25));
+  }
+  CHECK(delivered);
+  sender.Shutdown();
+  second_server->Shutdown(std::chrono::system_clock::now() + milliseconds(500));
+  second->Shutdown();
 }
 
 TEST_CASE("Transport joins the threads of finished snapshot transfers", "[transport][snapshot]") {
