@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <iterator>
 
 namespace raftlock::server {
@@ -121,14 +122,22 @@ bool PeerLink::TakeNextBatchLocked(RaftBatch* batch) {
   batch->set_cluster_id(options_.cluster_id);
   batch->set_from(options_.self_id);
   batch->set_to(options_.peer_id);
+  // Cut at message boundaries, also inside one Send's messages: a Ready can
+  // hold hundreds of appends, more than the receiver accepts in one message.
   size_t bytes = 0;
   while (!queue_.empty()) {
     auto& front = queue_.front();
-    size_t front_bytes = 0;
-    for (const auto& m : front) front_bytes += m.ByteSizeLong();
-    if (batch->messages_size() > 0 && bytes + front_bytes > options_.max_batch_bytes) break;
-    for (auto& m : front) *batch->add_messages() = std::move(m);
-    bytes += front_bytes;
+    size_t taken = 0;
+    for (; taken < front.size(); ++taken) {
+      const size_t size = front[taken].ByteSizeLong();
+      if (batch->messages_size() > 0 && bytes + size > options_.max_batch_bytes) break;
+      bytes += size;
+      *batch->add_messages() = std::move(front[taken]);
+    }
+    if (taken < front.size()) {
+      front.erase(front.begin(), front.begin() + static_cast<std::ptrdiff_t>(taken));
+      break;  // the rest starts the next batch
+    }
     queue_.pop_front();
   }
   return true;

@@ -53,7 +53,8 @@ class PeerLink {
 
   // Starts a stream if none is open and backoff allows. Requires mu_ held.
   void MaybeConnectLocked();
-  // Takes the next coalesced batch to write, or returns false. Requires mu_.
+  // Takes the next batch to write: queued messages in order, up to
+  // max_batch_bytes (at least one message). False if none. Requires mu_.
   bool TakeNextBatchLocked(raftlock::v1::RaftBatch* batch);
   // Stream callbacks (called from gRPC threads).
   void OnStreamWriteDone(Stream* stream, bool ok);

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "proto/transport.grpc.pb.h"
 
@@ -64,6 +65,10 @@ class Inbox final : public TransportHandler {
   }
   void OnUnreachable(uint64_t) override {}
   void OnSnapshotStatus(uint64_t, bool) override {}
+  size_t count() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return terms_.size();
+  }
   // Waits until a message of `term` arrived; false on timeout.
   bool WaitForTerm(uint64_t term, milliseconds timeout) {
     std::unique_lock<std::mutex> lock(mu_);
@@ -142,6 +147,24 @@ TransportOptions OptionsFor(const std::string& peer_address) {
   return options;
 }
 
+// Node 2's side of the transport, serving on `listen` (the port bound goes to
+// *port) with raftlockd's 64-MiB receive limit; messages go to `inbox`.
+std::pair<std::unique_ptr<Transport>, std::unique_ptr<grpc::Server>> StartReceiver(
+    const std::string& listen, Inbox* inbox, int* port) {
+  TransportOptions options;
+  options.cluster_id = "transport-test";
+  options.self_id = 2;
+  options.peers[1] = "127.0.0.1:1";
+  auto transport = std::make_unique<Transport>(options, inbox, NullLogger());
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), port);
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.RegisterService(transport->service());
+  auto server = builder.BuildAndStart();
+  REQUIRE(server != nullptr);
+  return {std::move(transport), std::move(server)};
+}
+
 // How many mappings of /proc/self/maps are exactly one default thread stack
 // in size. glibc keeps a thread's stack mapped until the thread is joined
 // (and caches a few joined ones), so unjoined threads add one each. (VmSize
@@ -197,19 +220,6 @@ TEST_CASE("Transport::Shutdown cancels a snapshot transfer to a peer that stoppe
 // process, not be lost (a lost vote request would cost a failover one more
 // election timeout).
 TEST_CASE("Transport delivers the first batch sent after the peer restarted", "[transport]") {
-  auto receiver = [](const std::string& listen, Inbox* inbox, int* port) {
-    TransportOptions options;
-    options.cluster_id = "transport-test";
-    options.self_id = 2;
-    options.peers[1] = "127.0.0.1:1";
-    auto transport = std::make_unique<Transport>(options, inbox, NullLogger());
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), port);
-    builder.RegisterService(transport->service());
-    auto server = builder.BuildAndStart();
-    REQUIRE(server != nullptr);
-    return std::make_pair(std::move(transport), std::move(server));
-  };
   auto heartbeat = [](uint64_t term) {
     RaftMessage m;
     m.set_type(v1::MSG_HEARTBEAT);
@@ -220,7 +230,7 @@ TEST_CASE("Transport delivers the first batch sent after the peer restarted", "[
   };
   Inbox first_inbox;
   int port = 0;
-  auto [first, first_server] = receiver("127.0.0.1:0", &first_inbox, &port);
+  auto [first, first_server] = StartReceiver("127.0.0.1:0", &first_inbox, &port);
   REQUIRE(port != 0);
   const std::string address = "127.0.0.1:" + std::to_string(port);
   RecordingHandler handler;
@@ -233,7 +243,7 @@ TEST_CASE("Transport delivers the first batch sent after the peer restarted", "[
   first->Shutdown();
   Inbox second_inbox;
   int second_port = 0;
-  auto [second, second_server] = receiver(address, &second_inbox, &second_port);
+  auto [second, second_server] = StartReceiver(address, &second_inbox, &second_port);
   REQUIRE(second_port == port);
   std::this_thread::sleep_for(milliseconds(200));
 
@@ -248,6 +258,39 @@ TEST_CASE("Transport delivers the first batch sent after the peer restarted", "[
   sender.Shutdown();
   second_server->Shutdown(std::chrono::system_clock::now() + milliseconds(500));
   second->Shutdown();
+}
+
+// One Ready can hand a peer many appends at once (up to 256 in flight of up
+// to 1 MiB each). A batch is cut at message boundaries to max_batch_bytes;
+// sent whole, it passed the receiver's 64-MiB limit, the stream failed, and
+// the follower could never catch up.
+TEST_CASE("Transport splits one large send into batches under the size limit", "[transport]") {
+  Inbox inbox;
+  int port = 0;
+  auto [receiver, server] = StartReceiver("127.0.0.1:0", &inbox, &port);
+  RecordingHandler handler;
+  Transport sender(OptionsFor("127.0.0.1:" + std::to_string(port)), &handler, NullLogger());
+  constexpr int kAppends = 80;
+  std::vector<RaftMessage> appends;
+  for (int i = 1; i <= kAppends; ++i) {
+    RaftMessage m;
+    m.set_type(v1::MSG_APP);
+    m.set_from(1);
+    m.set_to(2);
+    m.set_term(static_cast<uint64_t>(i));
+    m.add_entries()->set_data(std::string(size_t{1} << 20, 'x'));
+    appends.push_back(std::move(m));
+  }
+  sender.Send(std::move(appends));
+  const auto deadline = Clock::now() + milliseconds(30000);
+  while (inbox.count() < kAppends && Clock::now() < deadline) {
+    sender.Tick();
+    inbox.WaitForTerm(kAppends, milliseconds(25));
+  }
+  CHECK(inbox.count() == kAppends);
+  sender.Shutdown();
+  server->Shutdown(std::chrono::system_clock::now() + milliseconds(500));
+  receiver->Shutdown();
 }
 
 TEST_CASE("Transport joins the threads of finished snapshot transfers", "[transport][snapshot]") {
