@@ -153,14 +153,12 @@ void PeerLink::OnStreamWriteDone(Stream* stream, bool ok) {
     if (!ok || shutdown_ || stream != stream_) {
       if (stream == stream_) {
         stream_usable_ = false;
-        // A stream that worked and now fails its write most likely lost an
-        // idle connection (the peer restarted, and gRPC noticed only now):
-        // that batch goes first on the next stream instead of being lost.
+        // Kept until OnStreamDone knows why the stream ended (a lost
+        // connection: sent again on the next stream).
         if (!ok && !shutdown_ && stream->delivered) {
           RaftBatch failed = stream->TakePending();
-          std::vector<Message> messages(std::make_move_iterator(failed.mutable_messages()->begin()),
-                                        std::make_move_iterator(failed.mutable_messages()->end()));
-          if (!messages.empty()) queue_.push_front(std::move(messages));
+          unsent_.assign(std::make_move_iterator(failed.mutable_messages()->begin()),
+                         std::make_move_iterator(failed.mutable_messages()->end()));
         }
       }
       if (!stream->hold_released) {
@@ -192,17 +190,25 @@ void PeerLink::OnStreamDone(Stream* stream, const grpc::Status& status) {
       stream_ = nullptr;
       stream_usable_ = false;
       writing_ = false;
-      if (stream->delivered && !shutdown_) {
-        // A working stream broke (its connection went away, e.g. the peer
-        // restarted): reconnect at the next tick and keep the queue. A new
-        // stream that delivers nothing falls back to the branch below.
-        next_connect_ = std::chrono::steady_clock::now();
+      const auto now = std::chrono::steady_clock::now();
+      // A working stream whose connection went away (UNAVAILABLE: the peer
+      // restarted, and gRPC noticed only at our next write) reconnects at the
+      // next tick and keeps its messages, the failed write's first. At most
+      // once per max_backoff; a peer that refuses our batches (another
+      // cluster, a wrong node) or fails again takes the branch below.
+      if (stream->delivered && !shutdown_ && status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+          now - last_fast_reconnect_ >= options_.max_backoff) {
+        last_fast_reconnect_ = now;
+        next_connect_ = now;
+        if (!unsent_.empty()) queue_.push_front(std::move(unsent_));
+        unsent_.clear();
       } else {
-        next_connect_ = std::chrono::steady_clock::now() + backoff_;
+        next_connect_ = now + backoff_;
         backoff_ = std::min(backoff_ * 2, options_.max_backoff);
-        // Messages queued for a dead stream are stale by the time it returns;
-        // Raft retransmits what matters.
-        dropped = !queue_.empty();
+        // Messages queued for a dead stream (and the failed write's) are
+        // stale by the time it returns; Raft retransmits what matters.
+        dropped = !queue_.empty() || !unsent_.empty();
+        unsent_.clear();
         queue_.clear();
       }
       if (!shutdown_ && !logged_down_) {

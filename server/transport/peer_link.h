@@ -75,6 +75,10 @@ class PeerLink {
   std::chrono::steady_clock::time_point next_connect_{};
   std::chrono::milliseconds backoff_;
   bool logged_down_ = false;
+  // The batch of the write that failed on the current stream, if it had
+  // delivered before; OnStreamDone re-queues or drops it.
+  std::vector<raftlock::v1::Message> unsent_;
+  std::chrono::steady_clock::time_point last_fast_reconnect_{};
 };
 
 }  // namespace raftlock::server

@@ -37,11 +37,18 @@ std::shared_ptr<spdlog::logger> NullLogger() {
 class RecordingHandler final : public TransportHandler {
  public:
   void OnMessages(std::vector<RaftMessage>) override {}
-  void OnUnreachable(uint64_t) override {}
+  void OnUnreachable(uint64_t) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++unreachable_reports_;
+  }
   void OnSnapshotStatus(uint64_t, bool) override {
     std::lock_guard<std::mutex> lock(mu_);
     ++snapshot_reports_;
     changed_.notify_all();
+  }
+  int unreachable_reports() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return unreachable_reports_;
   }
   // Waits until `count` snapshot outcomes were reported; false on timeout.
   bool WaitForReports(int count, milliseconds timeout) {
@@ -53,6 +60,7 @@ class RecordingHandler final : public TransportHandler {
   std::mutex mu_;
   std::condition_variable changed_;
   int snapshot_reports_ = 0;
+  int unreachable_reports_ = 0;
 };
 
 // Records the terms of the Raft messages delivered to this side.
@@ -150,9 +158,10 @@ TransportOptions OptionsFor(const std::string& peer_address) {
 // Node 2's side of the transport, serving on `listen` (the port bound goes to
 // *port) with raftlockd's 64-MiB receive limit; messages go to `inbox`.
 std::pair<std::unique_ptr<Transport>, std::unique_ptr<grpc::Server>> StartReceiver(
-    const std::string& listen, Inbox* inbox, int* port) {
+    const std::string& listen, Inbox* inbox, int* port,
+    const std::string& cluster_id = "transport-test") {
   TransportOptions options;
-  options.cluster_id = "transport-test";
+  options.cluster_id = cluster_id;
   options.self_id = 2;
   options.peers[1] = "127.0.0.1:1";
   auto transport = std::make_unique<Transport>(options, inbox, NullLogger());
@@ -258,6 +267,33 @@ TEST_CASE("Transport delivers the first batch sent after the peer restarted", "[
   sender.Shutdown();
   second_server->Shutdown(std::chrono::system_clock::now() + milliseconds(500));
   second->Shutdown();
+}
+
+// A peer that accepts the connection but refuses every batch (another
+// cluster) ends each stream PERMISSION_DENIED after its first write seemed
+// to succeed. That is not a lost connection: the link backs off and reports
+// the peer unreachable, rather than reconnecting at every tick.
+TEST_CASE("Transport backs off from a peer that refuses its batches", "[transport]") {
+  Inbox inbox;
+  int port = 0;
+  auto [receiver, server] = StartReceiver("127.0.0.1:0", &inbox, &port, "another-cluster");
+  RecordingHandler handler;
+  Transport sender(OptionsFor("127.0.0.1:" + std::to_string(port)), &handler, NullLogger());
+  for (uint64_t term = 1; term <= 60 && handler.unreachable_reports() == 0; ++term) {
+    RaftMessage m;
+    m.set_type(v1::MSG_HEARTBEAT);
+    m.set_from(1);
+    m.set_to(2);
+    m.set_term(term);
+    sender.Send({m});
+    sender.Tick();
+    std::this_thread::sleep_for(milliseconds(25));  // a replica's tick
+  }
+  CHECK(handler.unreachable_reports() > 0);
+  CHECK(inbox.count() == 0);
+  sender.Shutdown();
+  server->Shutdown(std::chrono::system_clock::now() + milliseconds(500));
+  receiver->Shutdown();
 }
 
 // One Ready can hand a peer many appends at once (up to 256 in flight of up
