@@ -68,7 +68,7 @@ absl::StatusOr<std::shared_ptr<Client>> Client::Create(ClientOptions options) {
     const std::string port = endpoint.substr(colon + 1);
     const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
     if (port.size() > 5 || !std::all_of(port.begin(), port.end(), is_digit) ||
-        std::stoi(port) < 1 || std::stoi(port) > 65535) {
+        std::stoi(port) < 1 || std::stoi(port) > 65535) {  // 5 digits: stoi cannot throw
       return absl::InvalidArgumentError("endpoints: '" + endpoint +
                                         "': the port must be a number in [1, 65535]");
     }

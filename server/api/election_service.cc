@@ -181,11 +181,7 @@ void ObserveStream::Start() {
               backlog_.AddSkipped(missed.current());
             } else {
               // Not bounded by the backlog: the kept history is.
-              for (const auto& event : missed.events()) {
-                v1::ObserveResponse message;
-                *message.mutable_event() = event;
-                backlog_.AddMissed(std::move(message));
-              }
+              for (const auto& event : missed.events()) backlog_.AddMissed(event);
             }
           }
           registering = !finishing_;  // not cancelled meanwhile

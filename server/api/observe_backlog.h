@@ -26,7 +26,11 @@ class ObserveBacklog {
   }
   // An event the stream missed before it started (from the kept history,
   // which bounds them); not counted against the bound.
-  void AddMissed(v1::ObserveResponse event) { queue_.push_back(std::move(event)); }
+  void AddMissed(const v1::ElectionEvent& event) {
+    v1::ObserveResponse message;
+    *message.mutable_event() = event;
+    queue_.push_back(std::move(message));
+  }
   // "Skipped": events up to current.epoch() are not sent; `current` stands
   // for them. Replaces whatever is queued.
   void AddSkipped(const v1::ElectionInfo& current) {

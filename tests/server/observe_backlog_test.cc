@@ -78,9 +78,7 @@ TEST_CASE("observe backlog: an event the skipped state covers is not sent again"
 TEST_CASE("observe backlog: missed events from the kept history are all queued", "[observe]") {
   ObserveBacklog backlog(1);
   for (uint64_t epoch = 1; epoch <= 3; ++epoch) {
-    v1::ObserveResponse message;
-    *message.mutable_event() = Event(epoch, v1::ELECTION_EVENT_PROCLAIMED, 7);
-    backlog.AddMissed(std::move(message));
+    backlog.AddMissed(Event(epoch, v1::ELECTION_EVENT_PROCLAIMED, 7));
   }
   CHECK(backlog.size() == 3);
   backlog.Clear();
