@@ -217,9 +217,16 @@ void PeerLink::OnStreamDone(Stream* stream, const grpc::Status& status) {
         logged_down_ = true;
       }
     }
+    // Shutdown waits for this report too: the link may be destroyed once
+    // Shutdown returns.
+    if (dropped) ++reports_running_;
     stream_gone_.notify_all();
   }
-  if (dropped) on_dropped_(options_.peer_id);
+  if (!dropped) return;
+  on_dropped_(options_.peer_id);
+  std::lock_guard<std::mutex> lock(mu_);
+  --reports_running_;
+  stream_gone_.notify_all();
 }
 
 void PeerLink::Shutdown() {
@@ -241,7 +248,7 @@ void PeerLink::Shutdown() {
     stream->ReleaseHold();  // the extra one
     lock.lock();
   }
-  stream_gone_.wait(lock, [this] { return stream_ == nullptr; });
+  stream_gone_.wait(lock, [this] { return stream_ == nullptr && reports_running_ == 0; });
 }
 
 }  // namespace raftlock::server

@@ -44,7 +44,9 @@ class PeerLink {
   // Opens the stream if it is down and its backoff has passed.
   void Tick();
 
-  // Cancels the stream and waits until gRPC has released it.
+  // Cancels the stream and waits until gRPC has released it and no stream
+  // callback is still reporting dropped messages. Once it returns, no
+  // callback touches this link.
   void Shutdown();
 
  private:
@@ -79,6 +81,8 @@ class PeerLink {
   // delivered before; OnStreamDone re-queues or drops it.
   std::vector<raftlock::v1::Message> unsent_;
   std::chrono::steady_clock::time_point last_fast_reconnect_{};
+  // on_dropped_ calls made by OnStreamDone that have not returned yet.
+  int reports_running_ = 0;
 };
 
 }  // namespace raftlock::server

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -89,6 +90,25 @@ class Inbox final : public TransportHandler {
   std::mutex mu_;
   std::condition_variable changed_;
   std::vector<uint64_t> terms_;
+};
+
+// Takes 300 ms to handle its first report of an unreachable peer, as a
+// busy owner might; records when it entered and left it.
+class SlowUnreachableHandler final : public TransportHandler {
+ public:
+  void OnMessages(std::vector<RaftMessage>) override {}
+  void OnUnreachable(uint64_t) override {
+    if (entered_.exchange(true)) return;
+    std::this_thread::sleep_for(milliseconds(300));
+    left_ = true;
+  }
+  void OnSnapshotStatus(uint64_t, bool) override {}
+  bool entered() const { return entered_; }
+  bool left() const { return left_; }
+
+ private:
+  std::atomic<bool> entered_{false};
+  std::atomic<bool> left_{false};
 };
 
 // A peer that reads the first chunk of each snapshot and then stops reading,
@@ -292,6 +312,32 @@ TEST_CASE("Transport backs off from a peer that refuses its batches", "[transpor
   CHECK(handler.unreachable_reports() > 0);
   CHECK(inbox.count() == 0);
   sender.Shutdown();
+  server->Shutdown(std::chrono::system_clock::now() + milliseconds(500));
+  receiver->Shutdown();
+}
+
+// The owner may destroy the transport's handler once Shutdown returns, so a
+// report of dropped messages that is still running must finish first. The
+// report came after the stream was cleared, and Shutdown returned under it.
+TEST_CASE("Transport::Shutdown waits for a dropped-messages report in progress", "[transport]") {
+  Inbox inbox;
+  int port = 0;
+  auto [receiver, server] = StartReceiver("127.0.0.1:0", &inbox, &port, "another-cluster");
+  SlowUnreachableHandler handler;
+  Transport sender(OptionsFor("127.0.0.1:" + std::to_string(port)), &handler, NullLogger());
+  for (uint64_t term = 1; term <= 200 && !handler.entered(); ++term) {
+    RaftMessage m;
+    m.set_type(v1::MSG_HEARTBEAT);
+    m.set_from(1);
+    m.set_to(2);
+    m.set_term(term);
+    sender.Send({m});
+    sender.Tick();
+    std::this_thread::sleep_for(milliseconds(25));  // a replica's tick
+  }
+  REQUIRE(handler.entered());
+  sender.Shutdown();
+  CHECK(handler.left());
   server->Shutdown(std::chrono::system_clock::now() + milliseconds(500));
   receiver->Shutdown();
 }
