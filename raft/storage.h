@@ -41,7 +41,10 @@ struct InitialState {
   ConfState conf_state;
 };
 
-// Read-only access for the core. Index 0 never holds a real entry. Every store
+// Read-only access for the core. Index 0 never holds a real entry.
+// Entries() and Term() fail only with the range errors above: a store that
+// cannot read an entry it holds (an I/O error, a corrupt record) must stop
+// the process instead, since the core treats any error as "no such entry". Every store
 // keeps a "dummy" position at FirstIndex()-1 whose term is known (the
 // snapshot's term, or 0 initially), so Term(FirstIndex()-1) always succeeds.
 class Storage {

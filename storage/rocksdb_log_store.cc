@@ -219,7 +219,7 @@ absl::Status RocksDbLogStore::Load(bool create) {
   return absl::OkStatus();
 }
 
-void RocksDbLogStore::WriteFailed(absl::string_view what, const std::string& detail) const {
+void RocksDbLogStore::IoFailed(absl::string_view what, const std::string& detail) const {
   FailStop(absl::StrCat(what, " in ", dir_), detail);
 }
 
@@ -235,14 +235,14 @@ absl::StatusOr<raft::InitialState> RocksDbLogStore::GetInitialState() const {
   return st;
 }
 
-absl::StatusOr<Entry> RocksDbLogStore::ReadEntry(uint64_t index) const {
+Entry RocksDbLogStore::ReadEntry(uint64_t index) const {
   ++cache_misses_;
   std::string value;
   rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), log_cf_, Key(index), &value);
-  if (!rs.ok()) return FromRocks(rs, absl::StrCat("reading entry ", index));
+  if (!rs.ok()) IoFailed(absl::StrCat("reading entry ", index), rs.ToString());
   Entry e;
   if (!e.ParseFromString(value) || e.index() != index) {
-    return absl::DataLossError(absl::StrCat("entry ", index, " in ", dir_, " is corrupt"));
+    IoFailed(absl::StrCat("reading entry ", index), "the record is corrupt");
   }
   return e;
 }
@@ -276,14 +276,14 @@ absl::StatusOr<std::vector<Entry>> RocksDbLogStore::Entries(uint64_t lo, uint64_
       if (it->key().size() != 8 || GetBigEndian(it->key().data()) != i ||
           !e.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())) ||
           e.index() != i) {
-        return absl::DataLossError(absl::StrCat("entry ", i, " in ", dir_, " is corrupt"));
+        IoFailed(absl::StrCat("reading entry ", i), "the record is corrupt or out of place");
       }
       if (!add(std::move(e))) return out;
     }
-    if (!it->status().ok()) return FromRocks(it->status(), "reading entries");
-    if (i < end) {
-      return absl::DataLossError(absl::StrCat("entry ", i, " in ", dir_, " is missing"));
+    if (!it->status().ok()) {
+      IoFailed(absl::StrCat("reading entries ", lo, "..", end - 1), it->status().ToString());
     }
+    if (i < end) IoFailed(absl::StrCat("reading entry ", i), "the record is missing");
   }
   for (; i < hi; ++i) {
     if (!add(cache_[i - cache_first])) break;
@@ -298,9 +298,7 @@ absl::StatusOr<uint64_t> RocksDbLogStore::Term(uint64_t i) const {
   if (!cache_.empty() && i >= cache_.front().index()) {
     return cache_[i - cache_.front().index()].term();
   }
-  auto e = ReadEntry(i);
-  if (!e.ok()) return e.status();
-  return e->term();
+  return ReadEntry(i).term();
 }
 
 absl::StatusOr<raft::Snapshot> RocksDbLogStore::GetSnapshot() const {
@@ -341,7 +339,7 @@ void RocksDbLogStore::CacheTrimFront() {
 
 absl::Status RocksDbLogStore::Sync() {
   rocksdb::Status rs = db_->SyncWAL();
-  if (!rs.ok()) WriteFailed("syncing the log", rs.ToString());
+  if (!rs.ok()) IoFailed("syncing the log", rs.ToString());
   return absl::OkStatus();
 }
 
@@ -374,12 +372,12 @@ absl::Status RocksDbLogStore::Persist(const raft::PersistRequest& request) {
 
   rocksdb::WriteBatch batch;
   auto check = [&](const rocksdb::Status& s) {
-    if (!s.ok()) WriteFailed("building a write batch", s.ToString());
+    if (!s.ok()) IoFailed("building a write batch", s.ToString());
   };
   if (request.snapshot.has_value()) {
     const raft::SnapshotMetadata& md = request.snapshot->metadata();
     if (auto s = snapshots_->Save(*request.snapshot); !s.ok()) {
-      WriteFailed("writing a snapshot file", std::string(s.message()));
+      IoFailed("writing a snapshot file", std::string(s.message()));
     }
     if (last_index_ > compacted_index_) {
       check(batch.DeleteRange(log_cf_, Key(compacted_index_ + 1), Key(last_index_ + 1)));
@@ -414,7 +412,7 @@ absl::Status RocksDbLogStore::Persist(const raft::PersistRequest& request) {
     wo.sync = request.sync;
     wo.memtable_insert_hint_per_batch = true;  // keys of a batch are sequential
     rocksdb::Status rs = db_->Write(wo, &batch);
-    if (!rs.ok()) WriteFailed(request.sync ? "synced log write" : "log write", rs.ToString());
+    if (!rs.ok()) IoFailed(request.sync ? "synced log write" : "log write", rs.ToString());
   }
 
   // The batch is durable (when requested): update the in-memory view.
@@ -460,12 +458,12 @@ absl::Status RocksDbLogStore::CreateSnapshot(uint64_t index, const ConfState& co
   snap.mutable_metadata()->set_term(*term);
   *snap.mutable_metadata()->mutable_conf_state() = conf_state;
   if (auto s = snapshots_->Save(snap); !s.ok()) {
-    WriteFailed("writing a snapshot file", std::string(s.message()));
+    IoFailed("writing a snapshot file", std::string(s.message()));
   }
   rocksdb::WriteOptions wo;
   wo.sync = true;  // Prune below may delete the file the old metadata names.
   rocksdb::Status rs = db_->Put(wo, meta_cf_, kSnapshotKey, snap.metadata().SerializeAsString());
-  if (!rs.ok()) WriteFailed("recording snapshot metadata", rs.ToString());
+  if (!rs.ok()) IoFailed("recording snapshot metadata", rs.ToString());
   snapshot_md_ = snap.metadata();
   has_snapshot_ = true;
   if (auto s = snapshots_->Prune(index); !s.ok()) {
@@ -491,7 +489,7 @@ absl::Status RocksDbLogStore::Compact(uint64_t index) {
   PutBigEndian(&compacted, *term);
   if (rs.ok()) rs = batch.Put(meta_cf_, kCompactedKey, compacted);
   if (rs.ok()) rs = db_->Write(rocksdb::WriteOptions(), &batch);
-  if (!rs.ok()) WriteFailed("log compaction", rs.ToString());
+  if (!rs.ok()) IoFailed("log compaction", rs.ToString());
   compacted_index_ = index;
   compacted_term_ = *term;
   CacheTrimFront();

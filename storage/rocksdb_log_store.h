@@ -24,8 +24,10 @@
 // to snap/ (fsynced, renamed) before that batch records it, so the metadata
 // never points at a missing file. Any failed write or fsync calls FailStop()
 // (the process exits); the store never returns from a write it could not
-// persist. Precondition violations (caller bugs) return a status and write
-// nothing.
+// persist. Likewise a failed read of an entry the store holds (an I/O
+// error, a corrupt or missing record): Entries() and Term() return only the
+// raft::Storage range errors. Precondition violations (caller bugs) return a
+// status and write nothing.
 //
 // Cache. The newest entries (bounded by count and bytes) are kept in memory,
 // so a leader replicating recent entries rarely reads RocksDB.
@@ -135,8 +137,12 @@ class RocksDbLogStore : public raft::LogStorage {
  private:
   RocksDbLogStore(std::string dir, RocksDbLogStoreOptions options);
   absl::Status Load(bool create);
-  absl::StatusOr<Entry> ReadEntry(uint64_t index) const;
-  [[noreturn]] void WriteFailed(absl::string_view what, const std::string& detail) const;
+  // Reads entry `index` (FirstIndex() <= index <= LastIndex()) from RocksDB.
+  Entry ReadEntry(uint64_t index) const;
+  // Fail-stops: a write or fsync that may not be durable, or an entry the
+  // store should have and cannot read (an I/O error, a corrupt or missing
+  // record). Continuing would act on a log the node does not have.
+  [[noreturn]] void IoFailed(absl::string_view what, const std::string& detail) const;
   void CacheAppend(const std::vector<Entry>& entries, size_t skip);
   void CacheTrimFront();
 

@@ -164,4 +164,19 @@ TEST_CASE("a failed fsync stops the process with one log line and no acknowledge
   CHECK(lines == 1);
 }
 
+// A read of an entry the store holds that fails (here a corrupt record) used
+// to return an error the Raft core read as "no entry": a restarted node
+// spun on committed entries it could not apply, and a failed Term() read as
+// term 0 could grant a vote to a stale candidate. The store now fail-stops.
+TEST_CASE("a failed read of a held entry stops the process", "[failstop][process]") {
+  for (const char* how : {"term", "entries"}) {
+    TempDir tmp;
+    auto r = Run({STORAGE_HELPER, "badread", tmp.path(), how});
+    INFO("read by " << how << "\nstdout: " << r.out << "\nstderr: " << r.err);
+    CHECK(r.exit_code == kFailStopExitCode);
+    CHECK(r.out.find("returned") == std::string::npos);
+    CHECK_THAT(r.out + r.err, Catch::Contains("fail-stop: reading entr"));
+  }
+}
+
 }  // namespace raftlock::storage::testing

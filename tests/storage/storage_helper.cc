@@ -17,6 +17,12 @@
 //     Opens a store on a file system whose WAL fsync fails, then persists a
 //     synced batch: the store must fail-stop (exit kFailStopExitCode) with
 //     one log line, and must never print "acked".
+//
+//   storage_helper badread <dir> term|entries
+//     Persists entries 1..100, overwrites entry 50's record in RocksDB with
+//     garbage behind the store's back, reopens the store (cache empty) and
+//     reads entry 50 by Term() or Entries(): the store must fail-stop. It
+//     prints "returned: <status>" if the read returns instead.
 #include <unistd.h>
 
 #include <atomic>
@@ -24,9 +30,11 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
 #include "storage/data_dir.h"
@@ -153,6 +161,50 @@ int FailSync(const std::string& dir) {
   return 0;
 }
 
+int BadRead(const std::string& dir, const std::string& how) {
+  {
+    auto dd = OpenDataDir(dir, "crash-test", 1);
+    if (!dd.ok()) return 2;
+    raftlock::raft::PersistRequest req;
+    for (uint64_t i = 1; i <= 100; ++i) {
+      auto& e = req.entries.emplace_back();
+      e.set_index(i);
+      e.set_term(1);
+      e.set_data(Payload(i, 1));
+    }
+    req.hard_state.emplace().set_term(1);
+    req.sync = true;
+    if (!(*dd)->log_store().Persist(req).ok()) return 4;
+  }
+  {
+    rocksdb::DBOptions db_options;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+        {rocksdb::kDefaultColumnFamilyName, {}}, {"log", {}}, {"meta", {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    if (!rocksdb::DB::Open(db_options, dir + "/log", families, &handles, &db).ok()) return 5;
+    std::string key;
+    for (int i = 7; i >= 0; --i) key.push_back(static_cast<char>((uint64_t{50} >> (8 * i)) & 0xFF));
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    const bool put = db->Put(sync, handles[1], key, "not an entry").ok();
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+    if (!put) return 5;
+  }
+  auto dd = OpenDataDir(dir, "crash-test", 1);
+  if (!dd.ok()) return 2;
+  auto& store = (*dd)->log_store();
+  if (how == "term") {
+    auto term = store.Term(50);
+    std::printf("returned: %s\n", term.ok() ? "a term" : term.status().ToString().c_str());
+  } else {
+    auto ents = store.Entries(40, 60, UINT64_MAX);
+    std::printf("returned: %s\n", ents.ok() ? "entries" : ents.status().ToString().c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -163,6 +215,7 @@ int main(int argc, char** argv) {
     return Open(argv[2], argv[3], n);
   }
   if (mode == "failsync" && argc == 3) return FailSync(argv[2]);
-  std::fprintf(stderr, "usage: storage_helper append|open|failsync ...\n");
+  if (mode == "badread" && argc == 4) return BadRead(argv[2], argv[3]);
+  std::fprintf(stderr, "usage: storage_helper append|open|failsync|badread ...\n");
   return 64;
 }
