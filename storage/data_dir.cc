@@ -31,6 +31,31 @@ std::string Crc8Hex(absl::string_view body) {
   return buf;
 }
 
+// Raft state in a directory without IDENTITY that opening its log with
+// create=true would hide -- a fresh database in place of one whose CURRENT
+// file is gone, and snapshot files pruned as unrecorded -- so it is looked
+// for first, without opening anything. An interrupted initialization leaves
+// neither snapshot files nor RocksDB data. Returns what was found, or "".
+std::string RaftStateUnopened(const std::string& path) {
+  if (auto snaps = ListDir(path + "/snap"); snaps.ok()) {
+    for (const std::string& name : *snaps) {
+      if (name.ends_with(".snap")) return absl::StrCat("snapshot file snap/", name);
+    }
+  }
+  const std::string log = path + "/log";
+  if (PathExists(log + "/CURRENT")) return "";  // opened, then checked for state
+  if (auto files = ListDir(log); files.ok()) {
+    for (const std::string& name : *files) {
+      std::error_code ec;
+      if (name.ends_with(".sst")) return absl::StrCat("table log/", name, " without log/CURRENT");
+      if (name.ends_with(".log") && std::filesystem::file_size(log + "/" + name, ec) > 0 && !ec) {
+        return absl::StrCat("write-ahead log log/", name, " without log/CURRENT");
+      }
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string EncodeIdentity(const DataDirIdentity& identity) {
@@ -118,9 +143,9 @@ absl::StatusOr<std::unique_ptr<DataDir>> OpenDataDir(const std::string& path,
   }
 
   // No IDENTITY: a new directory, or an initialization cut short.
-  std::error_code ec;
-  std::filesystem::create_directories(path, ec);
-  if (ec) return refuse(absl::StatusCode::kInternal, absl::StrCat("mkdir: ", ec.message()));
+  if (absl::Status made = EnsureDirs(path); !made.ok()) {
+    return refuse(made.code(), made.message());
+  }
   auto names = ListDir(path);
   if (!names.ok()) return refuse(names.status().code(), names.status().message());
   bool leftovers = false;
@@ -131,6 +156,14 @@ absl::StatusOr<std::unique_ptr<DataDir>> OpenDataDir(const std::string& path,
       return refuse(absl::StatusCode::kFailedPrecondition,
                     absl::StrCat("it is not empty and has no IDENTITY file (found '", name,
                                  "'); not a raftlock data directory"));
+    }
+  }
+  if (leftovers) {
+    if (std::string held = RaftStateUnopened(path); !held.empty()) {
+      return refuse(absl::StatusCode::kDataLoss,
+                    absl::StrCat("it holds Raft state (", held,
+                                 ") but its IDENTITY file is missing; it will not be "
+                                 "reinitialized"));
     }
   }
   auto log = RocksDbLogStore::Open(path, options.log, /*create=*/true);

@@ -112,6 +112,20 @@ absl::Status EnsureDir(const std::string& path) {
   return absl::OkStatus();
 }
 
+absl::Status EnsureDirs(const std::string& path) {
+  std::filesystem::path p = std::filesystem::path(path).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();  // "a/b/" names "a/b"
+  std::vector<std::string> missing;            // deepest first
+  for (; !p.empty() && !PathExists(p.string()); p = p.parent_path()) {
+    missing.push_back(p.string());
+    if (p == p.parent_path()) break;  // the root
+  }
+  for (auto dir = missing.rbegin(); dir != missing.rend(); ++dir) {
+    if (absl::Status s = EnsureDir(*dir); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) {
   DIR* dir = ::opendir(path.c_str());
   if (dir == nullptr) return ErrnoStatus("opendir", path, errno);

@@ -34,6 +34,10 @@ absl::Status SyncDir(const std::string& path);
 // Creates `path` if missing (one level) and fsyncs its parent when created.
 absl::Status EnsureDir(const std::string& path);
 
+// Creates `path` and any missing ancestors, each with EnsureDir, so that
+// every directory created is durable in its parent.
+absl::Status EnsureDirs(const std::string& path);
+
 // Names of the entries of a directory, excluding "." and "..", sorted.
 absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path);
 

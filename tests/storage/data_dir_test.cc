@@ -26,6 +26,17 @@ void Populate(const std::string& path) {
   REQUIRE((*dd)->log_store().Persist(req).ok());
 }
 
+// Populate, then a snapshot at index 3 with the log compacted to it.
+void PopulateWithSnapshot(const std::string& path) {
+  Populate(path);
+  auto dd = OpenDataDir(path, "prod-eu", 3);
+  REQUIRE(dd.ok());
+  raft::ConfState cs;
+  cs.add_voters(3);
+  REQUIRE((*dd)->log_store().CreateSnapshot(3, cs, "state at 3").ok());
+  REQUIRE((*dd)->log_store().Compact(3).ok());
+}
+
 }  // namespace
 
 TEST_CASE("a new data directory is initialized and reopens with its state", "[datadir]") {
@@ -121,6 +132,33 @@ TEST_CASE("a directory with a missing IDENTITY is never reinitialized", "[datadi
     CHECK_THAT(Message(dd.status()), Catch::Contains("holds Raft state but its IDENTITY"));
     CHECK(!PathExists(tmp.path() + "/IDENTITY"));
   }
+  // Opening the log with create=true made a fresh database and pruned the
+  // snapshots as unrecorded, so the check after it found nothing and the
+  // directory was initialized as new.
+  SECTION("snapshots whose log was removed") {
+    PopulateWithSnapshot(tmp.path());
+    REQUIRE(::unlink((tmp.path() + "/IDENTITY").c_str()) == 0);
+    REQUIRE(RemovePath(tmp.path() + "/log").ok());
+    auto snaps_before = ListDir(tmp.path() + "/snap");
+    REQUIRE(snaps_before.ok());
+    REQUIRE(!snaps_before->empty());
+    auto dd = OpenDataDir(tmp.path(), "prod-eu", 3);
+    REQUIRE(!dd.ok());
+    CHECK(dd.status().code() == absl::StatusCode::kDataLoss);
+    CHECK_THAT(Message(dd.status()), Catch::Contains("holds Raft state (snapshot file snap/"));
+    CHECK(ListDir(tmp.path() + "/snap").value() == *snaps_before);
+    CHECK(!PathExists(tmp.path() + "/IDENTITY"));
+  }
+  SECTION("a log whose CURRENT file was removed") {
+    Populate(tmp.path());
+    REQUIRE(::unlink((tmp.path() + "/IDENTITY").c_str()) == 0);
+    REQUIRE(::unlink((tmp.path() + "/log/CURRENT").c_str()) == 0);
+    auto dd = OpenDataDir(tmp.path(), "prod-eu", 3);
+    REQUIRE(!dd.ok());
+    CHECK(dd.status().code() == absl::StatusCode::kDataLoss);
+    CHECK_THAT(Message(dd.status()), Catch::Contains("without log/CURRENT"));
+    CHECK(!PathExists(tmp.path() + "/IDENTITY"));
+  }
   SECTION("an initialization cut short before IDENTITY is resumed") {
     REQUIRE(RocksDbLogStore::Open(tmp.path(), {}, true).ok());
     REQUIRE(WriteFileAtomically(tmp.path() + "/IDENTITY.tmp.x", "partial").ok());
@@ -129,6 +167,18 @@ TEST_CASE("a directory with a missing IDENTITY is never reinitialized", "[datadi
     REQUIRE(dd.ok());
     CHECK((*dd)->created());
   }
+}
+
+TEST_CASE("a data directory is created with its missing parents", "[datadir]") {
+  TempDir tmp;
+  const std::string path = tmp.path() + "/a/b/node3/";
+  auto dd = OpenDataDir(path, "prod-eu", 3);
+  REQUIRE(dd.ok());
+  CHECK((*dd)->created());
+  CHECK(PathExists(tmp.path() + "/a/b/node3/IDENTITY"));
+  CHECK(EnsureDirs(tmp.path() + "/a/b").ok());  // already there
+  REQUIRE(WriteFileAtomically(tmp.path() + "/file", "x").ok());
+  CHECK(!EnsureDirs(tmp.path() + "/file/sub").ok());
 }
 
 TEST_CASE("a data directory whose log was removed is refused", "[datadir]") {
