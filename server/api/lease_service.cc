@@ -11,7 +11,14 @@ namespace raftlock::server {
 namespace {
 
 // KeepAlive: every request is proposed as it arrives (pipelined); responses
-// are written in request order, one write in flight at a time.
+// are written in request order, one write in flight at a time. At most
+// kMaxUnansweredKeepAlives requests are read but not yet answered: past that
+// the stream stops reading, so a client that sends without reading the
+// answers is held back by flow control instead of growing the leader's
+// memory and log. A failed request ends the stream after the answers of the
+// requests before it are written.
+constexpr uint64_t kMaxUnansweredKeepAlives = 64;
+
 class KeepAliveStream
     : public grpc::ServerBidiReactor<v1::LeaseKeepAliveRequest, v1::LeaseKeepAliveResponse> {
  public:
@@ -32,10 +39,13 @@ class KeepAliveStream
     }
     const uint64_t lease = request_.lease_id();
     uint64_t slot;
+    bool read_next;
     {
       std::lock_guard<std::mutex> lock(mu_);
       slot = next_slot_++;
       outstanding_++;
+      read_next = next_slot_ - next_write_ < kMaxUnansweredKeepAlives;
+      read_paused_ = !read_next;  // PumpLocked resumes once answers are written
     }
     v1::Command command;
     command.mutable_lease_keep_alive()->set_lease_id(lease);
@@ -64,7 +74,7 @@ class KeepAliveStream
       }
       Completed(slot, std::move(response), std::move(error));
     });
-    StartRead(&request_);
+    if (read_next) StartRead(&request_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -105,8 +115,14 @@ class KeepAliveStream
       }
       return;
     }
-    if (error && !finish_error_) finish_error_ = std::move(error);
-    ready_[slot] = std::move(response);
+    if (error) {
+      if (!error_slot_ || slot < *error_slot_) {
+        error_slot_ = slot;
+        finish_error_ = std::move(error);
+      }
+    } else {
+      ready_[slot] = std::move(response);
+    }
     PumpLocked(lock);
   }
 
@@ -116,15 +132,18 @@ class KeepAliveStream
   }
 
   // Decides under mu_ (held by `lock`), releases it and acts: writes the next
-  // in-order response, or finishes the stream (on error, or when the client
-  // is done and every answer was written). writing_ / finish_called_ make
+  // in-order response, or finishes the stream (after a failed write, once
+  // every answer before a failed request was written, or when the client is
+  // done and every answer was written); and resumes reading once few enough
+  // requests are unanswered. writing_ / finish_called_ / read_paused_ make
   // each action unique, so only this caller touches the stream until the
-  // write completes or OnDone runs.
+  // write or read completes or OnDone runs.
   void PumpLocked(std::unique_lock<std::mutex>& lock) {
     enum class Action { kNone, kWrite, kFinish } action = Action::kNone;
     grpc::Status status = grpc::Status::OK;
     if (writing_ || finish_called_) return;
-    if (finish_error_ || failed_) {
+    const bool error_next = error_slot_ && next_write_ >= *error_slot_;
+    if (error_next || failed_) {
       action = Action::kFinish;
       if (finish_error_) {
         status = finish_error_->status;
@@ -143,9 +162,13 @@ class KeepAliveStream
       action = Action::kFinish;
     }
     if (action == Action::kFinish) finish_called_ = true;
+    const bool resume_read = read_paused_ && !finish_called_ && !error_slot_ &&
+                             next_slot_ - next_write_ < kMaxUnansweredKeepAlives;
+    if (resume_read) read_paused_ = false;
     lock.unlock();
     if (action == Action::kWrite) StartWrite(&response_);
     if (action == Action::kFinish) Finish(status);
+    if (resume_read) StartRead(&request_);
   }
 
   grpc::CallbackServerContext* const context_;
@@ -162,6 +185,9 @@ class KeepAliveStream
   bool failed_ = false;
   bool finish_called_ = false;
   bool done_ = false;
+  bool read_paused_ = false;  // kMaxUnansweredKeepAlives reached; no read pending
+  // The first request that failed, and its error: the stream ends there.
+  std::optional<uint64_t> error_slot_;
   std::optional<CallError> finish_error_;
 };
 

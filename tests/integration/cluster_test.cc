@@ -1,8 +1,10 @@
 // Integration: real raftlockd processes on 127.0.0.1 -- election, serving
 // through any node, leadership transfer, quorum loss, whole-cluster restart.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <future>
 #include <set>
+#include <thread>
 
 #include "tests/integration/leader_client.h"
 #include "tests/integration/process_cluster.h"
@@ -159,6 +161,53 @@ TEST_CASE("a follower ends KeepAlive and Observe streams UNAVAILABLE with the le
     CHECK(hint.leader_id() == static_cast<uint64_t>(leader));
     CHECK(hint.leader_address() == cluster.ClientAddress(leader));
   }
+}
+
+// The leader read and proposed every KeepAlive request at once, so a client
+// that sent without reading the answers grew the leader's log (one entry per
+// request) and its memory without bound. It now reads at most 64 unanswered
+// requests; the rest wait in the client under flow control.
+TEST_CASE("a KeepAlive stream whose answers are not read stops proposing", "[cluster][lease]") {
+  ProcessCluster cluster(3);
+  cluster.StartAll();
+  int leader = cluster.WaitForLeader(10s);
+  REQUIRE(leader != 0);
+  LeaderClient client(cluster.ClientAddresses());
+  uint64_t lease = 0;
+  REQUIRE(client.GrantLease(60000, &lease, 5s).ok());
+  leader = cluster.WaitForLeader(10s);
+  auto last_index = [&] {
+    auto status = cluster.Status(leader);
+    REQUIRE(status);
+    return status->last_index();
+  };
+  const uint64_t before = last_index();
+  // A small receive window that does not grow, so unread answers soon stop
+  // the leader's writes.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  auto channel = grpc::CreateCustomChannel(cluster.ClientAddress(leader),
+                                           grpc::InsecureChannelCredentials(), args);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 20s);
+  auto stream = raftlock::v1::Lease::NewStub(channel)->KeepAlive(&context);
+  std::atomic<int> written{0};
+  std::thread writer([&] {
+    raftlock::v1::LeaseKeepAliveRequest request;
+    request.set_lease_id(lease);
+    for (int i = 0; i < 20000 && stream->Write(request); ++i) written++;
+  });
+  std::this_thread::sleep_for(3s);  // the writer blocks once flow control is full
+  const uint64_t grown = last_index() - before;
+  context.TryCancel();
+  writer.join();
+  stream->Finish();
+  INFO("requests written: " << written.load() << ", log entries added: " << grown);
+  CHECK(written.load() > 200);
+  // 64 keepalives plus the cluster-time entries of 3 s (about 140 in all);
+  // before, one entry per request written.
+  CHECK(grown < 1000);
 }
 
 TEST_CASE("any replica refuses a malformed write INVALID_ARGUMENT, and the log does not grow",
