@@ -6,6 +6,12 @@
 #include "server/api/services.h"
 
 namespace raftlock::server {
+namespace {
+
+// Holders and waiters listed in the lock attached to an Acquire answer.
+constexpr size_t kMaxListedInAnswer = 64;
+
+}  // namespace
 
 grpc::ServerUnaryReactor* LockService::Acquire(grpc::CallbackServerContext* context,
                                                const v1::LockAcquireRequest* request,
@@ -26,7 +32,10 @@ grpc::ServerUnaryReactor* LockService::Acquire(grpc::CallbackServerContext* cont
   Replica* replica = &api_->replica();
   const std::string name = request->name();
   const uint64_t lease = request->lease_id();
-  // Every answer carries the lock as it is once the outcome is applied.
+  // Every answer carries the lock as it is once the outcome is applied, with
+  // at most kMaxListedInAnswer holders and waiters: one entry can grant a
+  // whole queue of shared waiters, and answers listing every holder would
+  // cost the replica thread time and memory quadratic in the queue.
   auto fill = [replica, name](v1::LockAcquireResponse* out, bool acquired, uint64_t token,
                               uint64_t /*epoch*/, v1::NotAcquiredReason reason) {
     out->set_acquired(acquired);
@@ -35,7 +44,9 @@ grpc::ServerUnaryReactor* LockService::Acquire(grpc::CallbackServerContext* cont
     } else {
       out->set_reason(reason);
     }
-    if (auto info = replica->state().Describe(name)) *out->mutable_lock() = *info;
+    if (auto info = replica->state().Describe(name, kMaxListedInAnswer)) {
+      *out->mutable_lock() = *std::move(info);
+    }
   };
   ProposeThen(
       replica, call, std::move(command),
@@ -59,20 +70,12 @@ grpc::ServerUnaryReactor* LockService::Acquire(grpc::CallbackServerContext* cont
         }
         // Queued. A retried Acquire may have been granted, or its wait
         // ended, since the first attempt: answer from the current state.
-        bool waiting = false;
-        if (auto info = replica->state().Describe(name)) {
-          for (const auto& holder : info->holders()) {
-            if (holder.lease_id() == lease) {
-              fill(&out, true, holder.token(), 0, v1::NOT_ACQUIRED_REASON_UNSPECIFIED);
-              call->Reply(std::move(out));
-              return;
-            }
-          }
-          for (const auto& waiter : info->waiters()) {
-            waiting = waiting || waiter.lease_id() == lease;
-          }
+        if (auto token = replica->state().HoldToken(name, lease)) {
+          fill(&out, true, *token, 0, v1::NOT_ACQUIRED_REASON_UNSPECIFIED);
+          call->Reply(std::move(out));
+          return;
         }
-        if (!waiting) {
+        if (!replica->state().Waits(name, lease)) {
           fill(&out, false, 0, 0,
                EndedWaitReason(replica->state(), lease, outcome.wait_deadline_ms()));
           call->Reply(std::move(out));

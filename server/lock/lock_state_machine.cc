@@ -496,11 +496,15 @@ ListPage<v1::LeaseInfo> LockStateMachine::ListLeasesPage(uint64_t after_id, size
   return page;
 }
 
-v1::LockInfo LockStateMachine::LockView(const std::string& name, const LockEntry& lock) const {
+v1::LockInfo LockStateMachine::LockView(const std::string& name, const LockEntry& lock,
+                                        size_t max_listed) const {
   v1::LockInfo info;
   info.set_name(name);
   info.set_permits(lock.permits);
+  info.set_holder_count(static_cast<uint32_t>(lock.holders.size()));
+  info.set_waiter_count(static_cast<uint32_t>(lock.waiters.size()));
   for (const Holder& h : lock.holders) {
+    if (static_cast<size_t>(info.holders_size()) >= max_listed) break;
     v1::LockHolder* o = info.add_holders();
     o->set_lease_id(h.lease);
     o->set_mode(h.mode);
@@ -510,6 +514,7 @@ v1::LockInfo LockStateMachine::LockView(const std::string& name, const LockEntry
   }
   uint32_t pos = 0;
   for (const Waiter& w : lock.waiters) {
+    if (pos >= max_listed) break;
     v1::LockWaiter* o = info.add_waiters();
     o->set_lease_id(w.lease);
     o->set_mode(w.mode);
@@ -520,10 +525,21 @@ v1::LockInfo LockStateMachine::LockView(const std::string& name, const LockEntry
   return info;
 }
 
-std::optional<v1::LockInfo> LockStateMachine::Describe(const std::string& name) const {
+std::optional<v1::LockInfo> LockStateMachine::Describe(const std::string& name,
+                                                       size_t max_listed) const {
   const LockEntry* lock = locks_.Find(name);
   if (lock == nullptr) return std::nullopt;
-  return LockView(name, *lock);
+  return LockView(name, *lock, max_listed);
+}
+
+std::optional<uint64_t> LockStateMachine::HoldToken(const std::string& name, uint64_t lease) const {
+  const Holder* hold = locks_.HoldOf(name, lease);
+  if (hold == nullptr) return std::nullopt;
+  return hold->token;
+}
+
+bool LockStateMachine::Waits(const std::string& name, uint64_t lease) const {
+  return locks_.Waits(name, lease);
 }
 
 std::vector<v1::LockInfo> LockStateMachine::ListLocks(std::string_view prefix) const {

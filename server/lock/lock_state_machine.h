@@ -89,8 +89,13 @@ class LockStateMachine {
   // Live leases with id > after_id, by id: at most `limit`, and stopping
   // before the encoded entries pass `max_bytes` (the first is always taken).
   ListPage<v1::LeaseInfo> ListLeasesPage(uint64_t after_id, size_t limit, size_t max_bytes) const;
-  // The lock's holders and waiters, or nullopt if it has neither.
-  std::optional<v1::LockInfo> Describe(const std::string& name) const;
+  // The lock's holders and waiters (at most `max_listed` of each; the counts
+  // are of all), or nullopt if it has neither.
+  std::optional<v1::LockInfo> Describe(const std::string& name, size_t max_listed = SIZE_MAX) const;
+  // The token of the lease's hold of `name`, or nullopt if it holds none.
+  std::optional<uint64_t> HoldToken(const std::string& name, uint64_t lease) const;
+  // Whether the lease waits for `name`.
+  bool Waits(const std::string& name, uint64_t lease) const;
   // Every lock whose name starts with `prefix`, by name.
   std::vector<v1::LockInfo> ListLocks(std::string_view prefix = "") const;
   // Locks named `prefix`... that sort after `after`, by name; bounded as in
@@ -151,7 +156,8 @@ class LockStateMachine {
   Error CheckLease(uint64_t lease) const;
   ApplyCtx Ctx(uint64_t index, Changes* changes, uint64_t ending_lease = 0) const;
   v1::LeaseInfo LeaseView(const Lease& lease) const;
-  v1::LockInfo LockView(const std::string& name, const LockEntry& lock) const;
+  v1::LockInfo LockView(const std::string& name, const LockEntry& lock,
+                        size_t max_listed = SIZE_MAX) const;
   int64_t TtlLeft(uint64_t lease) const;
 
   Limits limits_;

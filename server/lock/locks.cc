@@ -31,6 +31,11 @@ std::vector<std::string> LockTable::WaitedBy(uint64_t lease) const {
   return {it->second.begin(), it->second.end()};
 }
 
+bool LockTable::Waits(const std::string& name, uint64_t lease) const {
+  auto it = waits_by_lease_.find(lease);
+  return it != waits_by_lease_.end() && it->second.contains(name);
+}
+
 const Holder* LockTable::HoldOf(const std::string& name, uint64_t lease) const {
   const LockEntry* lock = Find(name);
   if (lock == nullptr) return nullptr;

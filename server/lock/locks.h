@@ -79,6 +79,8 @@ class LockTable {
   std::vector<std::string> WaitedBy(uint64_t lease) const;
   // The lease's hold of `name`, or nullptr.
   const Holder* HoldOf(const std::string& name, uint64_t lease) const;
+  // Whether the lease waits for `name` (O(log n)).
+  bool Waits(const std::string& name, uint64_t lease) const;
 
   // Grants, queues, or answers BUSY / an error (then nothing changed). A lease
   // that already holds (or waits) in the same mode gets that hold (or wait)

@@ -2,9 +2,14 @@
 // through any node, leadership transfer, quorum loss, whole-cluster restart.
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <condition_variable>
+#include <functional>
 #include <future>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "tests/integration/leader_client.h"
 #include "tests/integration/process_cluster.h"
@@ -390,6 +395,90 @@ TEST_CASE("a wait parked at a leader that loses leadership is answered UNAVAILAB
   REQUIRE(retry_status.ok());
   CHECK(retry_answer.acquired());
   CHECK(retry_answer.token() > held.token());
+}
+
+// One entry grants a whole queue of shared waiters. Each answer listed every
+// holder, so answering N waiters built N x N holder views on the replica
+// thread (10,000 waiters: about 10^8, seconds past an election timeout). An
+// answer now lists at most 64 holders and waiters, and counts all of them.
+TEST_CASE("the answers of a burst of shared grants list a bounded part of the lock",
+          "[cluster][lock]") {
+  constexpr int kWaiters = 200;
+  ProcessCluster cluster(3);
+  cluster.StartAll();
+  int leader = cluster.WaitForLeader(10s);
+  REQUIRE(leader != 0);
+  LeaderClient client(cluster.ClientAddresses());
+  uint64_t holder = 0;
+  REQUIRE(client.GrantLease(60000, &holder, 5s).ok());
+  LockAcquireResponse held;
+  REQUIRE(client.Acquire(AcquireRequest("readers/wide", holder), &held, 5s).ok());
+  REQUIRE(held.acquired());
+  std::vector<uint64_t> leases(kWaiters);
+  for (auto& lease : leases) REQUIRE(client.GrantLease(60000, &lease, 5s).ok());
+  leader = cluster.WaitForLeader(10s);
+  const uint64_t term = cluster.Status(leader)->term();
+
+  auto stub = raftlock::v1::Lock::NewStub(
+      grpc::CreateChannel(cluster.ClientAddress(leader), grpc::InsecureChannelCredentials()));
+  struct Parked {
+    grpc::ClientContext context;
+    LockAcquireRequest request;
+    LockAcquireResponse response;
+    grpc::Status status;
+  };
+  std::vector<std::unique_ptr<Parked>> parked;
+  std::mutex mu;
+  std::condition_variable answered_cv;
+  int answered = 0;
+  // On any exit, even a failed REQUIRE, no callback may outlive what it uses.
+  struct CancelAndWait {
+    std::function<void()> run;
+    ~CancelAndWait() { run(); }
+  } cancel_and_wait{[&] {
+    for (auto& p : parked) p->context.TryCancel();
+    std::unique_lock<std::mutex> lock(mu);
+    answered_cv.wait(lock, [&] { return answered == static_cast<int>(parked.size()); });
+  }};
+  for (uint64_t lease : leases) {
+    auto& p = parked.emplace_back(std::make_unique<Parked>());
+    p->request = AcquireRequest("readers/wide", lease, 20000);
+    p->request.set_mode(raftlock::v1::LOCK_MODE_SHARED);
+    p->context.set_deadline(std::chrono::system_clock::now() + 30s);
+    Parked* raw = p.get();
+    stub->async()->Acquire(&raw->context, &raw->request, &raw->response,
+                           [raw, &mu, &answered_cv, &answered](grpc::Status status) {
+                             std::lock_guard<std::mutex> lock(mu);
+                             raw->status = std::move(status);
+                             ++answered;
+                             answered_cv.notify_all();
+                           });
+  }
+  REQUIRE(Eventually(10s, [&] {
+    raftlock::v1::LockDescribeResponse d;
+    return client.Describe("readers/wide", &d, 2s).ok() && d.lock().waiters_size() == kWaiters;
+  }));
+  REQUIRE(client.Release("readers/wide", holder, held.token(), 5s).ok());
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    REQUIRE(answered_cv.wait_for(lock, 20s, [&] { return answered == kWaiters; }));
+  }
+  uint64_t first_token = 0;
+  for (const auto& p : parked) {
+    INFO(p->status.error_message());
+    REQUIRE(p->status.ok());
+    REQUIRE(p->response.acquired());
+    if (first_token == 0) first_token = p->response.token();
+    CHECK(p->response.token() == first_token);  // one entry granted them all
+    CHECK(p->response.lock().holder_count() == kWaiters);
+    CHECK(p->response.lock().holders_size() == 64);
+    CHECK(p->response.lock().waiter_count() == 0);
+  }
+  raftlock::v1::LockDescribeResponse described;
+  REQUIRE(client.Describe("readers/wide", &described, 2s).ok());
+  CHECK(described.lock().holders_size() == kWaiters);  // Describe lists all
+  CHECK(described.lock().holder_count() == kWaiters);
+  CHECK(cluster.Status(leader)->term() == term);
 }
 
 TEST_CASE("without a quorum writes fail UNAVAILABLE within their deadline, then recover",
