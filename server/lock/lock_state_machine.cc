@@ -14,6 +14,26 @@ void SetError(v1::CommandResult* result, const Error& e) {
   result->set_message(e.message);
 }
 
+// Whether a cached result can answer `cmd`: its payload is of cmd's
+// operation. (An error result has no payload and is not checked.) A client
+// that reuses a sequence for another operation gets an error, not the other
+// operation's answer.
+bool SameOperation(const v1::CommandResult& cached, const v1::Command& cmd) {
+  // Each result payload shares its field number with its command.
+  static_assert(int{v1::CommandResult::kLeaseGrant} == int{v1::Command::kLeaseGrant});
+  static_assert(int{v1::CommandResult::kLeaseKeepAlive} == int{v1::Command::kLeaseKeepAlive});
+  static_assert(int{v1::CommandResult::kLeaseRevoke} == int{v1::Command::kLeaseRevoke});
+  static_assert(int{v1::CommandResult::kLockAcquire} == int{v1::Command::kLockAcquire});
+  static_assert(int{v1::CommandResult::kLockRelease} == int{v1::Command::kLockRelease});
+  static_assert(int{v1::CommandResult::kLockCancelWait} == int{v1::Command::kLockCancelWait});
+  static_assert(int{v1::CommandResult::kElectionCampaign} == int{v1::Command::kElectionCampaign});
+  static_assert(int{v1::CommandResult::kElectionProclaim} == int{v1::Command::kElectionProclaim});
+  static_assert(int{v1::CommandResult::kElectionResign} == int{v1::Command::kElectionResign});
+  static_assert(int{v1::CommandResult::kTimeAdvance} == int{v1::Command::kTimeAdvance});
+  if (cached.payload_case() == v1::CommandResult::PAYLOAD_NOT_SET) return true;
+  return static_cast<int>(cached.payload_case()) == static_cast<int>(cmd.op_case());
+}
+
 // Appends the events of a user-lock table's changes.
 void LockEvents(const Changes& changes, std::vector<v1::LockEvent>* events) {
   for (const Change& c : changes) {
@@ -135,6 +155,15 @@ void LockStateMachine::ApplyCommand(uint64_t index, const v1::Command& cmd, Appl
     const v1::CommandResult* cached = nullptr;
     switch (dedup_.Lookup(client, cmd.sequence(), &cached)) {
       case DedupTable::Verdict::kDuplicate:
+        if (!SameOperation(*cached, cmd)) {
+          SetError(&out->result,
+                   {v1::ERROR_REASON_MALFORMED_COMMAND,
+                    absl::StrCat("sequence: ", cmd.sequence(), " of client ", client,
+                                 " was used by another operation; a retry repeats its request")});
+          out->result.set_index(index);
+          out->result.set_cluster_time_ms(now_ms_);
+          return;
+        }
         out->result = *cached;
         out->duplicate = true;
         return;

@@ -30,6 +30,29 @@ TEST_CASE("dedup: a retried release cannot free the next holder's lock", "[dedup
   CHECK(h.sm.Describe("x")->holders(0).lease_id() == b);
 }
 
+// A retry repeats its request. A release that reused a grant's sequence was
+// answered OK with duplicate = true and released nothing; an acquire that
+// reused it got the grant's result, which the API read as INTERNAL.
+TEST_CASE("dedup: a sequence reused by another operation is refused", "[dedup]") {
+  Harness h;
+  ApplyResult grant = h.Do(WithClient(Grant(1000), 5, 1));
+  const uint64_t lease = grant.result.lease_grant().lease_id();
+  const uint64_t token = h.Hold("x", lease);
+  const std::string before = StateOf(h.sm);
+  ApplyResult release = h.Do(WithClient(Release("x", lease, token), 5, 1));
+  CHECK_FALSE(release.duplicate);
+  CHECK(release.result.code() == kInvalidArgument);
+  CHECK(release.result.reason() == v1::ERROR_REASON_MALFORMED_COMMAND);
+  CHECK_THAT(release.result.message(), Catch::Contains("another operation"));
+  ApplyResult acquire = h.Do(WithClient(Acquire("y", lease), 5, 1));
+  CHECK(acquire.result.code() == kInvalidArgument);
+  CHECK(StateOf(h.sm) == before);
+  // The same operation is still answered by its first result.
+  ApplyResult retry = h.Do(WithClient(Grant(1000), 5, 1));
+  CHECK(retry.duplicate);
+  CHECK(retry.result.lease_grant().lease_id() == lease);
+}
+
 TEST_CASE("dedup: a retried lease grant does not grant a second lease", "[dedup]") {
   Harness h;
   ApplyResult first = h.Do(WithClient(Grant(1000), 5, 1));
