@@ -192,6 +192,8 @@ int main(int argc, char** argv) {
     shut_down_servers();
     return kExitRefused;
   }
+  // gRPC's health service starts out SERVING; not until the replica runs.
+  client_server->GetHealthCheckService()->SetServingStatus(false);
 
   if (absl::Status status = replica->Start(); !status.ok()) {
     logger->critical("refusing to start: {}", std::string(status.message()));
