@@ -39,7 +39,9 @@ void Node::Impl::Step(const Message& m) {
       return;
     }
     for (auto& [id, pr] : prs_) {
-      if (id != id_) pr.recent_active = false;
+      if (id == id_) continue;
+      pr.active_last_period = pr.recent_active;
+      pr.recent_active = false;
     }
     return;
   }

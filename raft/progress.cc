@@ -102,6 +102,7 @@ PeerProgress Progress::ToPublic() const {
   p.next = next;
   p.state = state;
   p.recent_active = recent_active;
+  p.active_lately = recent_active || active_last_period;
   p.inflight = inflights.Count();
   return p;
 }

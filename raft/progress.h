@@ -62,6 +62,8 @@ class Progress {
   uint64_t pending_snapshot = 0;
   // Heard from within the current check-quorum period.
   bool recent_active = false;
+  // Heard from within the previous check-quorum period.
+  bool active_last_period = false;
   // Probe state: an append was sent and is not yet answered.
   bool msg_app_flow_paused = false;
   Inflights inflights;

@@ -41,7 +41,10 @@ struct PeerProgress {
   uint64_t match = 0;
   uint64_t next = 0;
   ProgressState state = ProgressState::kProbe;
-  bool recent_active = false;
+  bool recent_active = false;  // heard from in the current check-quorum period
+  // Heard from in the current or the previous check-quorum period: unlike
+  // recent_active, not false for everyone just after a check.
+  bool active_lately = false;
   size_t inflight = 0;
 };
 

@@ -139,14 +139,18 @@ void Replica::Stop(bool transfer_leadership, std::chrono::milliseconds wait) {
   if (transfer_leadership && leader().leader_id == options_.node_id) {
     (void)Post([this] {
       if (node_->role() != raft::Role::kLeader) return;
+      // The most caught-up follower among those that answered lately (a
+      // crashed one keeps its last match and would lose the TimeoutNow),
+      // among all if none did.
       raft::NodeStatus status = node_->Status();
       uint64_t best = raft::kNone;
-      uint64_t best_match = 0;
+      std::pair<bool, uint64_t> best_rank{false, 0};  // {recently active, match}
       for (const auto& [id, progress] : status.progress) {
         if (id == options_.node_id) continue;
-        if (best == raft::kNone || progress.match > best_match) {
+        const std::pair<bool, uint64_t> rank{progress.active_lately, progress.match};
+        if (best == raft::kNone || rank > best_rank) {
           best = id;
-          best_match = progress.match;
+          best_rank = rank;
         }
       }
       if (best != raft::kNone) {

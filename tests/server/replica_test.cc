@@ -7,6 +7,7 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -365,6 +366,74 @@ TEST_CASE("Raft 5.3: a follower acknowledges appended entries only once they are
     INFO("acknowledged index " << ack.index);
     CHECK(ack.durable >= ack.index);
   }
+}
+
+namespace {
+
+// Answers, as node `peer`, the appends and heartbeats the leader sent it
+// after position *next, for `duration`; advances *next.
+void AckAs(Replica& replica, CapturingSender* peers, const std::vector<uint64_t>& acking,
+           uint64_t term, milliseconds duration, size_t* next) {
+  const auto until = Clock::now() + duration;
+  while (Clock::now() < until) {
+    auto m = peers->WaitFor(
+        *next,
+        [&](const RaftMessage& m) {
+          return std::find(acking.begin(), acking.end(), m.to()) != acking.end() &&
+                 (m.type() == v1::MSG_APP || m.type() == v1::MSG_HEARTBEAT);
+        },
+        milliseconds(20), next);
+    if (!m) continue;
+    if (m->type() == v1::MSG_HEARTBEAT) {
+      RaftMessage ack = Reply(*m, v1::MSG_HEARTBEAT_RESP, term);
+      ack.set_context(m->context());
+      replica.OnMessages({ack});
+    } else {
+      RaftMessage ack = Reply(*m, v1::MSG_APP_RESP, term);
+      ack.set_index(m->index() + static_cast<uint64_t>(m->entries_size()));
+      replica.OnMessages({ack});
+    }
+  }
+}
+
+}  // namespace
+
+// Thesis 3.10: a leader that shuts down hands over to a caught-up follower.
+// It picked the highest match, ties to the lowest id, so a follower that had
+// crashed fully caught up got the TimeoutNow, and the cluster waited out an
+// election timeout. It now prefers followers that answered lately.
+TEST_CASE("thesis 3.10: a stopping leader transfers to a live follower, not a crashed one",
+          "[replica][shutdown]") {
+  CapturingSender* peers = nullptr;
+  Replica replica(TestOptions(&peers), std::make_unique<raft::MemoryStorage>(), NullLogger());
+  REQUIRE(replica.Start().ok());
+  size_t next = 0;
+  auto pre_vote = peers->WaitFor(
+      0, [](const RaftMessage& m) { return m.type() == v1::MSG_PRE_VOTE && m.to() == 2; },
+      milliseconds(5000), &next);
+  REQUIRE(pre_vote.has_value());
+  replica.OnMessages({Reply(*pre_vote, v1::MSG_PRE_VOTE_RESP, pre_vote->term())});
+  auto vote = peers->WaitFor(
+      next, [](const RaftMessage& m) { return m.type() == v1::MSG_VOTE && m.to() == 2; },
+      milliseconds(5000), &next);
+  REQUIRE(vote.has_value());
+  const uint64_t term = vote->term();
+  replica.OnMessages({Reply(*vote, v1::MSG_VOTE_RESP, term)});
+  // Both followers catch up; then node 2 crashes and node 3 keeps answering
+  // for more than two check-quorum periods (election timeout 500 ms).
+  AckAs(replica, peers, {2, 3}, term, milliseconds(300), &next);
+  REQUIRE(replica.leader().leader_id == 1);
+  AckAs(replica, peers, {3}, term, milliseconds(1200), &next);
+  REQUIRE(replica.leader().leader_id == 1);
+
+  auto stopped =
+      std::async(std::launch::async, [&replica] { replica.Stop(/*transfer_leadership=*/true); });
+  auto timeout_now = peers->WaitFor(
+      next, [](const RaftMessage& m) { return m.type() == v1::MSG_TIMEOUT_NOW; },
+      milliseconds(3000), &next);
+  stopped.wait();
+  REQUIRE(timeout_now.has_value());
+  CHECK(timeout_now->to() == 3);
 }
 
 }  // namespace raftlock::server
