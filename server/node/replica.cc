@@ -116,15 +116,21 @@ absl::Status Replica::Start() {
       });
   next_tick_ = Clock::now() + options_.tick;
   last_time_advance_ = Clock::now();
+  // Read before the loop runs: from then on only the loop touches them.
+  const uint64_t term = node_->term();
+  const uint64_t last_index = storage_->LastIndex();
+  const uint64_t applied = applied_;
   {
+    // The thread is set under mu_, where Stop() looks for it: a Stop racing
+    // this either comes first (then Start refuses) or finds the thread to join.
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return absl::UnavailableError("the replica was stopped before it started");
     running_ = true;
+    loop_ = std::thread([this] { Loop(); });
+    pthread_setname_np(loop_.native_handle(), "raft-loop");  // as `top -H` shows it
   }
-  loop_ = std::thread([this] { Loop(); });
-  pthread_setname_np(loop_.native_handle(), "raft-loop");  // as `top -H` shows it
-  logger_->info("term {}: replica started (applied index {}, last index {})", node_->term(),
-                applied_, storage_->LastIndex());
+  logger_->info("term {}: replica started (applied index {}, last index {})", term, applied,
+                last_index);
   return absl::OkStatus();
 }
 
