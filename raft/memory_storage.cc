@@ -140,6 +140,17 @@ absl::Status MemoryStorage::CreateSnapshot(uint64_t index, const ConfState& conf
   return absl::OkStatus();
 }
 
+absl::Status MemoryStorage::WriteSnapshot(const Snapshot&) { return absl::OkStatus(); }
+
+absl::StatusOr<bool> MemoryStorage::RecordSnapshot(Snapshot snapshot) {
+  const uint64_t index = snapshot.metadata().index();
+  if (index <= snapshot_.metadata().index()) return false;
+  absl::Status created =
+      CreateSnapshot(index, snapshot.metadata().conf_state(), std::move(*snapshot.mutable_data()));
+  if (!created.ok()) return created;
+  return true;
+}
+
 absl::Status MemoryStorage::Compact(uint64_t index) {
   if (index <= offset()) return CompactedError();
   if (index > snapshot_.metadata().index()) {

@@ -41,6 +41,9 @@ class MemoryStorage : public LogStorage {
   absl::Status Sync() override { return absl::OkStatus(); }
   // Requires snapshot index <= index <= max(commit, snapshot index) and
   // index <= LastIndex(); FailedPrecondition otherwise.
+  // Keeps nothing: RecordSnapshot takes the image.
+  absl::Status WriteSnapshot(const Snapshot& snapshot) override;
+  absl::StatusOr<bool> RecordSnapshot(Snapshot snapshot) override;
   absl::Status CreateSnapshot(uint64_t index, const ConfState& conf_state,
                               std::string data) override;
   // Requires index <= snapshot index (FailedPrecondition) and index above the

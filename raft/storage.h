@@ -105,6 +105,17 @@ class LogStorage : public Storage {
   virtual absl::Status CreateSnapshot(uint64_t index, const ConfState& conf_state,
                                       std::string data) = 0;
 
+  // CreateSnapshot in two steps, so that writing the image can run off the
+  // driver thread. WriteSnapshot may run on another thread, one call at a
+  // time, concurrently with any other call: it makes `snapshot` (metadata
+  // complete) durable but not current; a non-OK status means the caller must
+  // stop. RecordSnapshot, on the driver thread after it, makes it current as
+  // CreateSnapshot would (same preconditions) and returns true -- or returns
+  // false and changes nothing if it can no longer be current: a snapshot at
+  // or above its index became current meanwhile, or its image is gone.
+  virtual absl::Status WriteSnapshot(const Snapshot& snapshot) = 0;
+  virtual absl::StatusOr<bool> RecordSnapshot(Snapshot snapshot) = 0;
+
   // Discards entries up to and including `index`, which must be <= the latest
   // snapshot index. Term(index) stays available afterwards.
   virtual absl::Status Compact(uint64_t index) = 0;

@@ -438,8 +438,7 @@ absl::Status RocksDbLogStore::Persist(const raft::PersistRequest& request) {
   return absl::OkStatus();
 }
 
-absl::Status RocksDbLogStore::CreateSnapshot(uint64_t index, const ConfState& conf_state,
-                                             std::string data) {
+absl::Status RocksDbLogStore::CheckSnapshotIndex(uint64_t index) const {
   const uint64_t snap_index = snapshot_md_.index();
   if (index < snap_index) {
     return absl::FailedPreconditionError("snapshot index is below the current snapshot");
@@ -450,6 +449,12 @@ absl::Status RocksDbLogStore::CreateSnapshot(uint64_t index, const ConfState& co
   if (index > last_index_) {
     return absl::FailedPreconditionError("snapshot index is above the last index");
   }
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbLogStore::CreateSnapshot(uint64_t index, const ConfState& conf_state,
+                                             std::string data) {
+  if (auto s = CheckSnapshotIndex(index); !s.ok()) return s;
   auto term = Term(index);
   if (!term.ok()) return term.status();
   raft::Snapshot snap;
@@ -457,19 +462,45 @@ absl::Status RocksDbLogStore::CreateSnapshot(uint64_t index, const ConfState& co
   snap.mutable_metadata()->set_index(index);
   snap.mutable_metadata()->set_term(*term);
   *snap.mutable_metadata()->mutable_conf_state() = conf_state;
-  if (auto s = snapshots_->Save(snap); !s.ok()) {
+  (void)WriteSnapshot(snap);  // fail-stops on error
+  MakeCurrent(snap.metadata());
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbLogStore::WriteSnapshot(const raft::Snapshot& snapshot) {
+  if (auto s = snapshots_->Save(snapshot); !s.ok()) {
     IoFailed("writing a snapshot file", std::string(s.message()));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> RocksDbLogStore::RecordSnapshot(raft::Snapshot snapshot) {
+  const SnapshotMetadata& md = snapshot.metadata();
+  const uint64_t index = md.index();
+  if (index <= snapshot_md_.index()) return false;
+  if (auto s = CheckSnapshotIndex(index); !s.ok()) return s;
+  auto term = Term(index);
+  if (!term.ok()) return term.status();
+  if (*term != md.term()) {
+    return absl::FailedPreconditionError(absl::StrCat("snapshot term ", md.term(),
+                                                      " does not match the log's term ", *term,
+                                                      " at index ", index));
+  }
+  if (!snapshots_->Contains(index, md.term())) return false;  // pruned meanwhile
+  MakeCurrent(md);
+  return true;
+}
+
+void RocksDbLogStore::MakeCurrent(const SnapshotMetadata& md) {
   rocksdb::WriteOptions wo;
   wo.sync = true;  // Prune below may delete the file the old metadata names.
-  rocksdb::Status rs = db_->Put(wo, meta_cf_, kSnapshotKey, snap.metadata().SerializeAsString());
+  rocksdb::Status rs = db_->Put(wo, meta_cf_, kSnapshotKey, md.SerializeAsString());
   if (!rs.ok()) IoFailed("recording snapshot metadata", rs.ToString());
-  snapshot_md_ = snap.metadata();
+  snapshot_md_ = md;
   has_snapshot_ = true;
-  if (auto s = snapshots_->Prune(index); !s.ok()) {
+  if (auto s = snapshots_->Prune(md.index()); !s.ok()) {
     spdlog::warn("pruning old snapshots in {}: {}", dir_, std::string(s.message()));
   }
-  return absl::OkStatus();
 }
 
 absl::Status RocksDbLogStore::Compact(uint64_t index) {

@@ -33,7 +33,8 @@
 // so a leader replicating recent entries rarely reads RocksDB.
 //
 // Threading: as raft::LogStorage -- one thread calls everything but Sync(),
-// which touches only the RocksDB handle (itself thread-safe).
+// which touches only the RocksDB handle (itself thread-safe), and
+// WriteSnapshot(), which touches only snapshot files.
 #pragma once
 
 #include <cstdint>
@@ -106,7 +107,7 @@ class RocksDbLogStore : public raft::LogStorage {
   // when all of it is written (and durable if sync). Write errors fail-stop.
   absl::Status Persist(const raft::PersistRequest& request) override;
   // fdatasyncs the WAL (RocksDB's SyncWAL), which holds every earlier write.
-  // The one method safe to call from another thread. Errors fail-stop.
+  // Safe to call from another thread (as is WriteSnapshot). Errors fail-stop.
   absl::Status Sync() override;
   // Preconditions as MemoryStorage: snapshot index <= index <=
   // max(commit, snapshot index), index <= LastIndex(), index >= compaction
@@ -114,6 +115,12 @@ class RocksDbLogStore : public raft::LogStorage {
   // then prunes old snapshot files. Write errors fail-stop.
   absl::Status CreateSnapshot(uint64_t index, const ConfState& conf_state,
                               std::string data) override;
+  // CreateSnapshot's two steps (raft::LogStorage): WriteSnapshot writes the
+  // file (any thread; touches only snap/; errors fail-stop); RecordSnapshot
+  // checks the preconditions and that the file is still there, then records
+  // the metadata with a synced write and prunes old files.
+  absl::Status WriteSnapshot(const raft::Snapshot& snapshot) override;
+  absl::StatusOr<bool> RecordSnapshot(raft::Snapshot snapshot) override;
   // Range-deletes entries up to `index` (CompactedError when index is at or
   // below the compaction point; FailedPrecondition above the snapshot index
   // or LastIndex()) and records the new compaction point, in one batch. Not
@@ -139,6 +146,11 @@ class RocksDbLogStore : public raft::LogStorage {
   absl::Status Load(bool create);
   // Reads entry `index` (FirstIndex() <= index <= LastIndex()) from RocksDB.
   Entry ReadEntry(uint64_t index) const;
+  // CreateSnapshot's preconditions on `index`.
+  absl::Status CheckSnapshotIndex(uint64_t index) const;
+  // Records `md` (its file written) as the current snapshot with a synced
+  // write, then prunes old files. Errors fail-stop.
+  void MakeCurrent(const SnapshotMetadata& md);
   // Fail-stops: a write or fsync that may not be durable, or an entry the
   // store should have and cannot read (an I/O error, a corrupt or missing
   // record). Continuing would act on a log the node does not have.

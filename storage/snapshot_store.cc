@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -160,7 +161,9 @@ absl::StatusOr<std::unique_ptr<SnapshotStore>> SnapshotStore::Open(const std::st
 absl::Status SnapshotStore::Save(const Snapshot& snapshot) {
   const SnapshotMetadata& md = snapshot.metadata();
   const std::string path = dir_ + "/" + FileName(md.index(), md.term());
-  const std::string tmp = path + kTmpSuffix;
+  // Unique per call: two threads may save at once (see the header).
+  static std::atomic<uint64_t> saves{0};
+  const std::string tmp = absl::StrCat(path, ".", saves.fetch_add(1), kTmpSuffix);
   std::string head(kMagic, kMagicLen);
   const std::string md_bytes = md.SerializeAsString();
   PutFixed32(&head, static_cast<uint32_t>(md_bytes.size()));
@@ -181,6 +184,10 @@ absl::Status SnapshotStore::Save(const Snapshot& snapshot) {
   if (!status.ok()) return status;
   if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus("rename", tmp, errno);
   return SyncDir(dir_);
+}
+
+bool SnapshotStore::Contains(uint64_t index, uint64_t term) const {
+  return PathExists(dir_ + "/" + FileName(index, term));
 }
 
 absl::StatusOr<std::vector<SnapshotFileInfo>> SnapshotStore::List() const {

@@ -12,7 +12,7 @@
 //   data            data_len bytes, the state machine image
 //   crc32c          u32, CRC-32C of every byte above
 //
-// A file is written as `<name>.tmp`, fsynced, renamed to `<name>`, and the
+// A file is written as `<name>.<n>.tmp`, fsynced, renamed to `<name>`, and the
 // directory fsynced, so a visible `.snap` file is always complete. `.tmp`
 // files are leftovers of a crash and are deleted by Open.
 //
@@ -21,9 +21,12 @@
 // Prune. Files newer than the current snapshot (written before a crash that
 // came before the RocksDB write) are deleted by Prune.
 //
-// Threading: one writer (the driver thread). Readers (Load, OpenReader) may
-// run on other threads concurrently with Save; Prune may delete a file a
-// reader has open, which stays readable until the reader is closed (POSIX).
+// Threading: Save may run on two threads at once (the driver installing a
+// leader's snapshot while a background thread writes a local one); each
+// writes its own temporary file. Readers (Load, OpenReader, Contains) may run
+// concurrently with Save; Prune (driver thread) may delete a file a reader
+// has open, which stays readable until the reader is closed (POSIX), or one
+// Save has just written.
 #pragma once
 
 #include <cstdint>
@@ -97,6 +100,9 @@ class SnapshotStore {
 
   // A chunked reader over the snapshot at `index` (errors as for Load).
   absl::StatusOr<std::unique_ptr<SnapshotReader>> OpenReader(uint64_t index) const;
+
+  // Whether the file of the snapshot at `index` and `term` exists.
+  bool Contains(uint64_t index, uint64_t term) const;
 
   // Snapshot files present, newest (highest index) first.
   absl::StatusOr<std::vector<SnapshotFileInfo>> List() const;

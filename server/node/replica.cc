@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <system_error>
 
 #include "storage/fail_stop.h"
 
@@ -176,6 +177,13 @@ void Replica::Stop(bool transfer_leadership, std::chrono::milliseconds wait) {
   }
   wake_.notify_all();
   loop_.join();
+  if (snapshot_writer_.joinable()) snapshot_writer_.join();
+  std::optional<raft::Snapshot> unrecorded;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    unrecorded.swap(unrecorded_snapshot_);
+  }
+  if (unrecorded) RecordSnapshot(std::move(*unrecorded));  // this thread owns the loop state
   // Work posted before stopping_ was set but not yet run: run it here (the
   // loop is gone, so this thread owns the loop state), so that the proposals,
   // reads and transfers it queues are answered below instead of dropped.
@@ -552,20 +560,58 @@ void Replica::FailPending(const absl::Status& status) {
 }
 
 void Replica::MaybeSnapshot() {
-  if (applied_ < snapshot_index_ + options_.snapshot_interval) return;
-  std::string data = state_.Snapshot();
-  absl::Status status = storage_->CreateSnapshot(applied_, node_->conf_state(), std::move(data));
-  if (!status.ok()) storage::FailStop("writing a snapshot", status.ToString());
-  snapshot_index_ = applied_;
-  if (applied_ > options_.snapshot_catchup_entries) {
-    uint64_t compact_to = applied_ - options_.snapshot_catchup_entries;
+  if (snapshot_writing_ || applied_ < snapshot_index_ + options_.snapshot_interval) return;
+  absl::StatusOr<uint64_t> term = storage_->Term(applied_);
+  if (!term.ok()) storage::FailStop("reading the term of a snapshot", term.status().ToString());
+  raft::Snapshot snapshot;
+  snapshot.set_data(state_.Snapshot());
+  snapshot.mutable_metadata()->set_index(applied_);
+  snapshot.mutable_metadata()->set_term(*term);
+  *snapshot.mutable_metadata()->mutable_conf_state() = node_->conf_state();
+  if (snapshot_writer_.joinable()) snapshot_writer_.join();  // done: it posted its result
+  snapshot_writing_ = true;
+  auto shared = std::make_shared<raft::Snapshot>(std::move(snapshot));
+  auto write = [this, shared] {
+    absl::Status written = storage_->WriteSnapshot(*shared);
+    if (!written.ok()) storage::FailStop("writing a snapshot", written.ToString());
+    absl::Status posted = Post([this, shared] { RecordSnapshot(std::move(*shared)); });
+    if (!posted.ok()) {  // stopping: Stop() records it after joining this thread
+      std::lock_guard<std::mutex> lock(mu_);
+      unrecorded_snapshot_ = std::move(*shared);
+    }
+  };
+  try {
+    snapshot_writer_ = std::thread(write);
+    pthread_setname_np(snapshot_writer_.native_handle(), "raft-snapshot");
+  } catch (const std::system_error& e) {
+    logger_->warn("cannot start a thread for the snapshot at index {} ({}); writing it on the loop",
+                  shared->metadata().index(), e.what());
+    write();
+  }
+}
+
+void Replica::RecordSnapshot(raft::Snapshot snapshot) {
+  snapshot_writing_ = false;
+  const uint64_t index = snapshot.metadata().index();
+  absl::StatusOr<bool> recorded = storage_->RecordSnapshot(std::move(snapshot));
+  if (!recorded.ok()) storage::FailStop("recording a snapshot", recorded.status().ToString());
+  if (!*recorded) {
+    logger_->info(
+        "term {}: snapshot at index {} not recorded: a leader's newer snapshot was installed "
+        "while it was written",
+        node_->term(), index);
+    return;
+  }
+  snapshot_index_ = std::max(snapshot_index_, index);
+  if (index > options_.snapshot_catchup_entries) {
+    const uint64_t compact_to = index - options_.snapshot_catchup_entries;
     if (compact_to >= storage_->FirstIndex()) {
-      status = storage_->Compact(compact_to);
+      absl::Status status = storage_->Compact(compact_to);
       if (!status.ok()) storage::FailStop("compacting the log", status.ToString());
     }
   }
   logger_->info("term {}: snapshot at index {}; log compacted to first index {}", node_->term(),
-                applied_, storage_->FirstIndex());
+                index, storage_->FirstIndex());
 }
 
 void Replica::TransferLeadership(uint64_t target, Clock::time_point deadline,

@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -186,7 +187,13 @@ class Replica : public TransportHandler {
   void AnswerReads();
   void OnRoleChange(const raft::SoftState& soft);
   void FailPending(const absl::Status& status);
+  // Every snapshot_interval applied entries: serializes the state and hands
+  // the snapshot to snapshot_writer_, which writes its file off the loop and
+  // posts RecordSnapshot. One snapshot at a time.
   void MaybeSnapshot();
+  // Loop: makes the written snapshot current (unless one at or above its
+  // index was installed meanwhile), then compacts the log.
+  void RecordSnapshot(raft::Snapshot snapshot);
   void CheckTransfers();
   // The cluster time to stamp now; starts this term's clock on first use.
   // Precondition: this node leads (node_->role() is leader).
@@ -211,6 +218,8 @@ class Replica : public TransportHandler {
   std::vector<std::function<void()>> inbox_;
   bool running_ = false;  // Start() succeeded; work queued now will be run
   bool stopping_ = false;
+  // A snapshot written after the loop stopped taking work; Stop() records it.
+  std::optional<raft::Snapshot> unrecorded_snapshot_;
   std::thread loop_;
 
   // Loop-thread state.
@@ -224,6 +233,10 @@ class Replica : public TransportHandler {
   raft::SoftState soft_;
   uint64_t applied_ = 0;
   uint64_t snapshot_index_ = 0;
+  // Writes one snapshot's file; started by the loop, joined by the loop
+  // before the next one and by Stop().
+  std::thread snapshot_writer_;
+  bool snapshot_writing_ = false;  // until its RecordSnapshot runs
   std::chrono::steady_clock::time_point next_tick_;
   std::chrono::steady_clock::time_point last_time_advance_;
   // Cluster time stamped on proposals (docs/semantics.md §1).

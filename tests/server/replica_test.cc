@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -16,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "raft/memory_storage.h"
@@ -31,7 +33,10 @@ class CapturingSender final : public PeerSender {
  public:
   void Send(std::vector<RaftMessage> messages) override {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& m : messages) sent_.push_back(std::move(m));
+    for (auto& m : messages) {
+      sent_.push_back(std::move(m));
+      sent_at_.push_back(Clock::now());
+    }
     arrived_.notify_all();
   }
   void Tick() override {}
@@ -58,10 +63,26 @@ class CapturingSender final : public PeerSender {
     }
   }
 
+  // The longest time between two messages to `peer` sent after position
+  // `from`, and between the last of them and now.
+  Clock::duration LongestSilenceTo(uint64_t peer, size_t from) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Clock::duration longest{};
+    std::optional<Clock::time_point> last;
+    for (size_t i = from; i < sent_.size(); ++i) {
+      if (sent_[i].to() != peer) continue;
+      if (last) longest = std::max(longest, sent_at_[i] - *last);
+      last = sent_at_[i];
+    }
+    if (last) longest = std::max(longest, Clock::now() - *last);
+    return longest;
+  }
+
  private:
   std::mutex mu_;
   std::condition_variable arrived_;
   std::vector<RaftMessage> sent_;
+  std::vector<Clock::time_point> sent_at_;  // when each of sent_ was sent
 };
 
 RaftMessage Reply(const RaftMessage& to, v1::MessageType type, uint64_t term) {
@@ -265,6 +286,12 @@ class SyncTrackingStorage final : public raft::LogStorage {
                               std::string data) override {
     return inner_.CreateSnapshot(index, conf_state, std::move(data));
   }
+  absl::Status WriteSnapshot(const raft::Snapshot& snapshot) override {
+    return inner_.WriteSnapshot(snapshot);
+  }
+  absl::StatusOr<bool> RecordSnapshot(raft::Snapshot snapshot) override {
+    return inner_.RecordSnapshot(std::move(snapshot));
+  }
   absl::Status Compact(uint64_t index) override { return inner_.Compact(index); }
 
   // The last index every write up to which is durable.
@@ -396,6 +423,22 @@ void AckAs(Replica& replica, CapturingSender* peers, const std::vector<uint64_t>
   }
 }
 
+// Makes the started `replica` (node 1) leader with node 2's pre-vote and
+// vote; returns the term. *next: position after the vote request.
+uint64_t ElectWithNode2(Replica& replica, CapturingSender* peers, size_t* next) {
+  auto pre_vote = peers->WaitFor(
+      0, [](const RaftMessage& m) { return m.type() == v1::MSG_PRE_VOTE && m.to() == 2; },
+      milliseconds(5000), next);
+  REQUIRE(pre_vote.has_value());
+  replica.OnMessages({Reply(*pre_vote, v1::MSG_PRE_VOTE_RESP, pre_vote->term())});
+  auto vote = peers->WaitFor(
+      *next, [](const RaftMessage& m) { return m.type() == v1::MSG_VOTE && m.to() == 2; },
+      milliseconds(5000), next);
+  REQUIRE(vote.has_value());
+  replica.OnMessages({Reply(*vote, v1::MSG_VOTE_RESP, vote->term())});
+  return vote->term();
+}
+
 }  // namespace
 
 // Thesis 3.10: a leader that shuts down hands over to a caught-up follower.
@@ -408,17 +451,7 @@ TEST_CASE("thesis 3.10: a stopping leader transfers to a live follower, not a cr
   Replica replica(TestOptions(&peers), std::make_unique<raft::MemoryStorage>(), NullLogger());
   REQUIRE(replica.Start().ok());
   size_t next = 0;
-  auto pre_vote = peers->WaitFor(
-      0, [](const RaftMessage& m) { return m.type() == v1::MSG_PRE_VOTE && m.to() == 2; },
-      milliseconds(5000), &next);
-  REQUIRE(pre_vote.has_value());
-  replica.OnMessages({Reply(*pre_vote, v1::MSG_PRE_VOTE_RESP, pre_vote->term())});
-  auto vote = peers->WaitFor(
-      next, [](const RaftMessage& m) { return m.type() == v1::MSG_VOTE && m.to() == 2; },
-      milliseconds(5000), &next);
-  REQUIRE(vote.has_value());
-  const uint64_t term = vote->term();
-  replica.OnMessages({Reply(*vote, v1::MSG_VOTE_RESP, term)});
+  const uint64_t term = ElectWithNode2(replica, peers, &next);
   // Both followers catch up; then node 2 crashes and node 3 keeps answering
   // for more than two check-quorum periods (election timeout 500 ms).
   AckAs(replica, peers, {2, 3}, term, milliseconds(300), &next);
@@ -461,6 +494,120 @@ TEST_CASE("a Stop racing Start leaves no running or unjoined loop", "[replica][s
     replica.reset();  // terminated the process before the fix, now and then
   }
   SUCCEED("300 rounds");
+}
+
+namespace {
+
+// A MemoryStorage whose snapshot writes take 600 ms, like a large state on a
+// slow disk.
+class SlowSnapshotStorage final : public raft::LogStorage {
+ public:
+  absl::StatusOr<raft::InitialState> GetInitialState() const override {
+    return inner_.GetInitialState();
+  }
+  absl::StatusOr<std::vector<raft::Entry>> Entries(uint64_t lo, uint64_t hi,
+                                                   uint64_t max_bytes) const override {
+    return inner_.Entries(lo, hi, max_bytes);
+  }
+  absl::StatusOr<uint64_t> Term(uint64_t i) const override { return inner_.Term(i); }
+  uint64_t FirstIndex() const override { return inner_.FirstIndex(); }
+  uint64_t LastIndex() const override { return inner_.LastIndex(); }
+  absl::StatusOr<raft::Snapshot> GetSnapshot() const override { return inner_.GetSnapshot(); }
+  absl::Status Sync() override { return absl::OkStatus(); }
+  absl::Status Persist(const raft::PersistRequest& request) override {
+    return inner_.Persist(request);
+  }
+  absl::Status CreateSnapshot(uint64_t index, const raft::ConfState& conf_state,
+                              std::string data) override {
+    std::this_thread::sleep_for(kWriteTime);
+    return inner_.CreateSnapshot(index, conf_state, std::move(data));
+  }
+  absl::Status WriteSnapshot(const raft::Snapshot& snapshot) override {
+    std::this_thread::sleep_for(kWriteTime);
+    return inner_.WriteSnapshot(snapshot);
+  }
+  absl::StatusOr<bool> RecordSnapshot(raft::Snapshot snapshot) override {
+    return inner_.RecordSnapshot(std::move(snapshot));
+  }
+  absl::Status Compact(uint64_t index) override { return inner_.Compact(index); }
+
+ private:
+  static constexpr milliseconds kWriteTime{600};
+  raft::MemoryStorage inner_;
+};
+
+}  // namespace
+
+// A leader wrote its snapshot file on the Raft loop: no heartbeat left while
+// it wrote, and a large state on a slow disk passed the election timeout, so
+// followers deposed a healthy leader every snapshot_interval entries. The
+// file is now written on another thread, and recorded by the loop after.
+TEST_CASE("a leader keeps sending heartbeats while its snapshot file is written",
+          "[replica][snapshot]") {
+  CapturingSender* peers = nullptr;
+  ReplicaOptions options = TestOptions(&peers);
+  options.snapshot_interval = 3;
+  auto owned_storage = std::make_unique<SlowSnapshotStorage>();
+  SlowSnapshotStorage* storage = owned_storage.get();
+  Replica replica(std::move(options), std::move(owned_storage), NullLogger());
+  REQUIRE(replica.Start().ok());
+  size_t next = 0;
+  const uint64_t term = ElectWithNode2(replica, peers, &next);
+  AckAs(replica, peers, {2, 3}, term, milliseconds(200), &next);
+  REQUIRE(replica.leader().leader_id == 1);
+
+  // Enough committed entries for a snapshot; then watch the heartbeats to
+  // node 3 while it is written.
+  std::atomic<int> applied{0};
+  for (int i = 0; i < 5; ++i) {
+    v1::Command command;
+    command.mutable_time_advance();
+    replica.Propose(std::move(command),
+                    [&applied](absl::StatusOr<lock::ApplyResult> r) { applied += r.ok(); });
+  }
+  const size_t watched_from = next;
+  AckAs(replica, peers, {2, 3}, term, milliseconds(1500), &next);
+  const auto silence =
+      std::chrono::duration_cast<milliseconds>(peers->LongestSilenceTo(3, watched_from));
+  replica.Stop();
+  INFO("longest silence to node 3: " << silence.count() << " ms");
+  CHECK(applied.load() == 5);
+  CHECK(silence < milliseconds(300));  // heartbeats every 10 ms; the write takes 600 ms
+  auto snapshot = storage->GetSnapshot();
+  REQUIRE(snapshot.ok());
+  CHECK(snapshot->metadata().index() >= 3);  // and the snapshot was recorded
+}
+
+// A replica told to stop while its snapshot file was being written waited for
+// the write, then dropped it (the loop no longer took the record): the next
+// start replayed the log from the older snapshot. Stop now records it.
+TEST_CASE("a snapshot whose file is written while the replica stops is still recorded",
+          "[replica][snapshot]") {
+  CapturingSender* peers = nullptr;
+  ReplicaOptions options = TestOptions(&peers);
+  options.snapshot_interval = 3;
+  auto owned_storage = std::make_unique<SlowSnapshotStorage>();
+  SlowSnapshotStorage* storage = owned_storage.get();
+  Replica replica(std::move(options), std::move(owned_storage), NullLogger());
+  REQUIRE(replica.Start().ok());
+  size_t next = 0;
+  const uint64_t term = ElectWithNode2(replica, peers, &next);
+  std::atomic<int> applied{0};
+  for (int i = 0; i < 5; ++i) {
+    v1::Command command;
+    command.mutable_time_advance();
+    replica.Propose(std::move(command),
+                    [&applied](absl::StatusOr<lock::ApplyResult> r) { applied += r.ok(); });
+  }
+  const auto until = Clock::now() + milliseconds(3000);
+  while (applied.load() < 5 && Clock::now() < until) {
+    AckAs(replica, peers, {2, 3}, term, milliseconds(20), &next);
+  }
+  REQUIRE(applied.load() == 5);
+  replica.Stop();  // the 600-ms write started when the third entry applied
+  auto snapshot = storage->GetSnapshot();
+  REQUIRE(snapshot.ok());
+  CHECK(snapshot->metadata().index() >= 3);
 }
 
 }  // namespace raftlock::server

@@ -122,6 +122,64 @@ TEST_CASE("a snapshot file written but never recorded is discarded on open", "[r
   CHECK((*files)[0].index == 5);
 }
 
+namespace {
+
+raft::Snapshot SnapshotAt(uint64_t index, uint64_t term, std::string data) {
+  raft::Snapshot snap;
+  snap.set_data(std::move(data));
+  snap.mutable_metadata()->set_index(index);
+  snap.mutable_metadata()->set_term(term);
+  return snap;
+}
+
+}  // namespace
+
+// The replica writes a snapshot's file on another thread, then records it on
+// its loop; meanwhile a leader's snapshot may have been installed.
+TEST_CASE("a snapshot written off the driver thread is recorded unless superseded", "[rocksdb]") {
+  RocksFixture f;
+  REQUIRE(Append(f.store(), MakeEntries(1, 20, 1)).ok());
+  REQUIRE(f.store().Persist(HardStateOnly(MakeHardState(1, 1, 20))).ok());
+  SECTION("recorded, and current after a restart") {
+    absl::Status written;
+    std::thread writer([&] { written = f.store().WriteSnapshot(SnapshotAt(8, 1, "local")); });
+    writer.join();
+    REQUIRE(written.ok());
+    CHECK(f.store().GetSnapshot()->metadata().index() == 0);  // written, not current
+    auto recorded = f.store().RecordSnapshot(SnapshotAt(8, 1, "local"));
+    REQUIRE(recorded.ok());
+    CHECK(*recorded);
+    f.Reopen();
+    CHECK(f.store().GetSnapshot()->data() == "local");
+    CHECK(f.store().GetSnapshot()->metadata().index() == 8);
+  }
+  SECTION("a newer snapshot was installed meanwhile") {
+    REQUIRE(f.store().WriteSnapshot(SnapshotAt(8, 1, "local")).ok());
+    PersistRequest install;
+    install.snapshot = SnapshotAt(12, 1, "leader");
+    install.hard_state = MakeHardState(1, 1, 20);
+    REQUIRE(f.store().Persist(install).ok());
+    auto recorded = f.store().RecordSnapshot(SnapshotAt(8, 1, "local"));
+    REQUIRE(recorded.ok());
+    CHECK_FALSE(*recorded);
+    CHECK(f.store().GetSnapshot()->data() == "leader");
+  }
+  SECTION("its file was pruned meanwhile") {
+    REQUIRE(f.store().WriteSnapshot(SnapshotAt(15, 1, "local")).ok());
+    REQUIRE(f.store().CreateSnapshot(10, {}, "older").ok());  // prunes files above 10
+    auto recorded = f.store().RecordSnapshot(SnapshotAt(15, 1, "local"));
+    REQUIRE(recorded.ok());
+    CHECK_FALSE(*recorded);
+    CHECK(f.store().GetSnapshot()->data() == "older");
+  }
+  SECTION("a term that does not match the log is refused") {
+    REQUIRE(f.store().WriteSnapshot(SnapshotAt(8, 7, "wrong")).ok());
+    CHECK(f.store().RecordSnapshot(SnapshotAt(8, 7, "wrong")).status().code() ==
+          absl::StatusCode::kFailedPrecondition);
+    CHECK(f.store().GetSnapshot()->metadata().index() == 0);
+  }
+}
+
 TEST_CASE("a store whose current snapshot file is corrupt or missing is refused", "[rocksdb]") {
   TempDir dir;
   {
