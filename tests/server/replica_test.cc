@@ -255,9 +255,8 @@ TEST_CASE("a replica that has not started answers every request UNAVAILABLE at o
 
 namespace {
 
-// A MemoryStorage that knows which of its writes are durable: a write is
-// durable once a synced Persist wrote it or a later Sync() ran.
-class SyncTrackingStorage final : public raft::LogStorage {
+// Forwards every call to a MemoryStorage; tests override what they watch.
+class ForwardingStorage : public raft::LogStorage {
  public:
   absl::StatusOr<raft::InitialState> GetInitialState() const override {
     return inner_.GetInitialState();
@@ -270,17 +269,9 @@ class SyncTrackingStorage final : public raft::LogStorage {
   uint64_t FirstIndex() const override { return inner_.FirstIndex(); }
   uint64_t LastIndex() const override { return inner_.LastIndex(); }
   absl::StatusOr<raft::Snapshot> GetSnapshot() const override { return inner_.GetSnapshot(); }
-  absl::Status Sync() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    durable_ = written_;
-    return absl::OkStatus();
-  }
+  absl::Status Sync() override { return inner_.Sync(); }
   absl::Status Persist(const raft::PersistRequest& request) override {
-    absl::Status status = inner_.Persist(request);
-    std::lock_guard<std::mutex> lock(mu_);
-    written_ = inner_.LastIndex();
-    if (request.sync) durable_ = written_;
-    return status;
+    return inner_.Persist(request);
   }
   absl::Status CreateSnapshot(uint64_t index, const raft::ConfState& conf_state,
                               std::string data) override {
@@ -294,6 +285,27 @@ class SyncTrackingStorage final : public raft::LogStorage {
   }
   absl::Status Compact(uint64_t index) override { return inner_.Compact(index); }
 
+ protected:
+  raft::MemoryStorage inner_;
+};
+
+// A MemoryStorage that knows which of its writes are durable: a write is
+// durable once a synced Persist wrote it or a later Sync() ran.
+class SyncTrackingStorage final : public ForwardingStorage {
+ public:
+  absl::Status Sync() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    durable_ = written_;
+    return absl::OkStatus();
+  }
+  absl::Status Persist(const raft::PersistRequest& request) override {
+    absl::Status status = inner_.Persist(request);
+    std::lock_guard<std::mutex> lock(mu_);
+    written_ = inner_.LastIndex();
+    if (request.sync) durable_ = written_;
+    return status;
+  }
+
   // The last index every write up to which is durable.
   uint64_t durable() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -301,7 +313,6 @@ class SyncTrackingStorage final : public raft::LogStorage {
   }
 
  private:
-  raft::MemoryStorage inner_;
   mutable std::mutex mu_;
   uint64_t written_ = 0;  // guarded by mu_
   uint64_t durable_ = 0;  // guarded by mu_
@@ -500,23 +511,8 @@ namespace {
 
 // A MemoryStorage whose snapshot writes take 600 ms, like a large state on a
 // slow disk.
-class SlowSnapshotStorage final : public raft::LogStorage {
+class SlowSnapshotStorage final : public ForwardingStorage {
  public:
-  absl::StatusOr<raft::InitialState> GetInitialState() const override {
-    return inner_.GetInitialState();
-  }
-  absl::StatusOr<std::vector<raft::Entry>> Entries(uint64_t lo, uint64_t hi,
-                                                   uint64_t max_bytes) const override {
-    return inner_.Entries(lo, hi, max_bytes);
-  }
-  absl::StatusOr<uint64_t> Term(uint64_t i) const override { return inner_.Term(i); }
-  uint64_t FirstIndex() const override { return inner_.FirstIndex(); }
-  uint64_t LastIndex() const override { return inner_.LastIndex(); }
-  absl::StatusOr<raft::Snapshot> GetSnapshot() const override { return inner_.GetSnapshot(); }
-  absl::Status Sync() override { return absl::OkStatus(); }
-  absl::Status Persist(const raft::PersistRequest& request) override {
-    return inner_.Persist(request);
-  }
   absl::Status CreateSnapshot(uint64_t index, const raft::ConfState& conf_state,
                               std::string data) override {
     std::this_thread::sleep_for(kWriteTime);
@@ -526,14 +522,9 @@ class SlowSnapshotStorage final : public raft::LogStorage {
     std::this_thread::sleep_for(kWriteTime);
     return inner_.WriteSnapshot(snapshot);
   }
-  absl::StatusOr<bool> RecordSnapshot(raft::Snapshot snapshot) override {
-    return inner_.RecordSnapshot(std::move(snapshot));
-  }
-  absl::Status Compact(uint64_t index) override { return inner_.Compact(index); }
 
  private:
   static constexpr milliseconds kWriteTime{600};
-  raft::MemoryStorage inner_;
 };
 
 }  // namespace

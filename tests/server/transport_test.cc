@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -91,6 +92,21 @@ class Inbox final : public TransportHandler {
   std::condition_variable changed_;
   std::vector<uint64_t> terms_;
 };
+
+// Sends node 2 one heartbeat (terms 1, 2, ...) and a tick every 25 ms, like
+// a replica, until `done` or `max` heartbeats.
+void SendHeartbeatsUntil(Transport& sender, uint64_t max, const std::function<bool()>& done) {
+  for (uint64_t term = 1; term <= max && !done(); ++term) {
+    RaftMessage m;
+    m.set_type(v1::MSG_HEARTBEAT);
+    m.set_from(1);
+    m.set_to(2);
+    m.set_term(term);
+    sender.Send({m});
+    sender.Tick();
+    std::this_thread::sleep_for(milliseconds(25));
+  }
+}
 
 // Takes 300 ms to handle its first report of an unreachable peer, as a
 // busy owner might; records when it entered and left it.
@@ -299,16 +315,7 @@ TEST_CASE("Transport backs off from a peer that refuses its batches", "[transpor
   auto [receiver, server] = StartReceiver("127.0.0.1:0", &inbox, &port, "another-cluster");
   RecordingHandler handler;
   Transport sender(OptionsFor("127.0.0.1:" + std::to_string(port)), &handler, NullLogger());
-  for (uint64_t term = 1; term <= 60 && handler.unreachable_reports() == 0; ++term) {
-    RaftMessage m;
-    m.set_type(v1::MSG_HEARTBEAT);
-    m.set_from(1);
-    m.set_to(2);
-    m.set_term(term);
-    sender.Send({m});
-    sender.Tick();
-    std::this_thread::sleep_for(milliseconds(25));  // a replica's tick
-  }
+  SendHeartbeatsUntil(sender, 60, [&] { return handler.unreachable_reports() > 0; });
   CHECK(handler.unreachable_reports() > 0);
   CHECK(inbox.count() == 0);
   sender.Shutdown();
@@ -325,16 +332,7 @@ TEST_CASE("Transport::Shutdown waits for a dropped-messages report in progress",
   auto [receiver, server] = StartReceiver("127.0.0.1:0", &inbox, &port, "another-cluster");
   SlowUnreachableHandler handler;
   Transport sender(OptionsFor("127.0.0.1:" + std::to_string(port)), &handler, NullLogger());
-  for (uint64_t term = 1; term <= 200 && !handler.entered(); ++term) {
-    RaftMessage m;
-    m.set_type(v1::MSG_HEARTBEAT);
-    m.set_from(1);
-    m.set_to(2);
-    m.set_term(term);
-    sender.Send({m});
-    sender.Tick();
-    std::this_thread::sleep_for(milliseconds(25));  // a replica's tick
-  }
+  SendHeartbeatsUntil(sender, 200, [&] { return handler.entered(); });
   REQUIRE(handler.entered());
   sender.Shutdown();
   CHECK(handler.left());
