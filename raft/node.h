@@ -193,9 +193,11 @@ class Node {
   bool HasReady() const;
   // Collects pending work. Call Advance(ready) before the next GetReady().
   Ready GetReady();
-  // Marks `ready` as done: its entries and snapshot durable (and, as a
-  // synced write does, every entry written before it), its committed entries
-  // applied.
+  // Marks `ready` as done: its entries and snapshot durable, its committed
+  // entries applied. A leader counts its own acknowledgement only through the
+  // last entry of this Ready: entries written earlier by AdvanceWritten are
+  // counted once MarkDurable reports them, even if this Ready's synced write
+  // made them durable too.
   void Advance(const Ready& ready);
 
   // Like Advance, but the Ready's entries and hard state are only written:
