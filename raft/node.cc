@@ -427,6 +427,12 @@ absl::Status Node::TransferLeader(uint64_t target) { return impl_->TransferLeade
 void Node::ReportUnreachable(uint64_t peer) { impl_->ReportUnreachable(peer); }
 
 void Node::ReportSnapshot(uint64_t peer, bool success) { impl_->ReportSnapshot(peer, success); }
+void Node::AbortTransfer() {
+  if (impl_->lead_transferee_ == kNone) return;
+  impl_->log_->info("raft node {} term {}: leadership transfer to {} abandoned", impl_->id_,
+                    impl_->term_, impl_->lead_transferee_);
+  impl_->AbortLeaderTransfer();
+}
 
 bool Node::HasReady() const { return impl_->HasReady(); }
 Ready Node::GetReady() { return impl_->GetReady(); }

@@ -184,6 +184,10 @@ class Node {
   // accepting proposals, brings the target up to date, and sends it
   // MSG_TIMEOUT_NOW. The transfer is abandoned after an election timeout.
   absl::Status TransferLeader(uint64_t target);
+  // Abandons the transfer in progress, if any, so the leader accepts
+  // proposals again. A MSG_TIMEOUT_NOW already sent may still make the
+  // target campaign (and win, deposing this leader as any election does).
+  void AbortTransfer();
 
   // Tells the leader a peer could not be reached (it falls back to probing).
   void ReportUnreachable(uint64_t peer);

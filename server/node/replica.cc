@@ -657,11 +657,13 @@ void Replica::CheckTransfers() {
   const bool transfer_active =
       node_->role() == raft::Role::kLeader && node_->Status().lead_transferee != raft::kNone;
   std::vector<PendingTransfer> still;
+  bool timed_out = false;
   for (auto& transfer : transfers_) {
     LeaderInfo info = LeaderInfoFor(leader_id);
     if (leader_id == transfer.target) {
       transfer.done(absl::OkStatus(), info);
     } else if (now >= transfer.deadline) {
+      timed_out = true;
       transfer.done(
           absl::DeadlineExceededError("leadership did not move to node " +
                                       std::to_string(transfer.target) + " before the deadline"),
@@ -676,6 +678,15 @@ void Replica::CheckTransfers() {
     }
   }
   transfers_.swap(still);
+  // The caller was told the transfer failed: stop refusing proposals for it
+  // (the core would, an election timeout after it began), unless another
+  // call still waits for a transfer to the same node.
+  if (timed_out && transfer_active) {
+    const uint64_t transferee = node_->Status().lead_transferee;
+    const bool still_wanted = std::any_of(transfers_.begin(), transfers_.end(),
+                                          [&](const auto& t) { return t.target == transferee; });
+    if (!still_wanted) node_->AbortTransfer();
+  }
 }
 
 void Replica::Status(std::function<void(absl::StatusOr<v1::StatusResponse>)> done) {

@@ -601,4 +601,52 @@ TEST_CASE("a snapshot whose file is written while the replica stops is still rec
   CHECK(snapshot->metadata().index() >= 3);
 }
 
+// Thesis 3.10: a leader refuses proposals while it transfers leadership. When
+// the transfer's caller was answered DEADLINE_EXCEEDED (the target is down),
+// the leader still refused them until the core gave up, an election timeout
+// after the transfer began. It now abandons the transfer with the answer.
+TEST_CASE("thesis 3.10: a transfer that timed out stops blocking proposals at once",
+          "[replica][transfer]") {
+  CapturingSender* peers = nullptr;
+  Replica replica(TestOptions(&peers), std::make_unique<raft::MemoryStorage>(), NullLogger());
+  REQUIRE(replica.Start().ok());
+  size_t next = 0;
+  const uint64_t term = ElectWithNode2(replica, peers, &next);
+  AckAs(replica, peers, {2}, term, milliseconds(200), &next);  // node 3 is down
+  REQUIRE(replica.leader().leader_id == 1);
+
+  std::promise<absl::Status> transferred;
+  replica.TransferLeadership(3, Clock::now() + milliseconds(100),
+                             [&transferred](absl::Status status, LeaderInfo) {
+                               transferred.set_value(std::move(status));
+                             });
+  auto transfer_answer = transferred.get_future();
+  const auto until = Clock::now() + milliseconds(2000);
+  while (transfer_answer.wait_for(milliseconds(0)) != std::future_status::ready &&
+         Clock::now() < until) {
+    AckAs(replica, peers, {2}, term, milliseconds(20), &next);
+  }
+  REQUIRE(transfer_answer.wait_for(milliseconds(0)) == std::future_status::ready);
+  CHECK(transfer_answer.get().code() == absl::StatusCode::kDeadlineExceeded);
+
+  // Well within the election timeout (500 ms) since the transfer began.
+  std::promise<absl::Status> proposed;
+  v1::Command command;
+  command.mutable_time_advance();
+  replica.Propose(std::move(command), [&proposed](absl::StatusOr<lock::ApplyResult> result) {
+    proposed.set_value(result.status());
+  });
+  auto proposal_answer = proposed.get_future();
+  const auto proposal_until = Clock::now() + milliseconds(2000);
+  while (proposal_answer.wait_for(milliseconds(0)) != std::future_status::ready &&
+         Clock::now() < proposal_until) {
+    AckAs(replica, peers, {2}, term, milliseconds(20), &next);
+  }
+  REQUIRE(proposal_answer.wait_for(milliseconds(0)) == std::future_status::ready);
+  const absl::Status status = proposal_answer.get();
+  INFO(status.ToString());
+  CHECK(status.ok());
+  replica.Stop();
+}
+
 }  // namespace raftlock::server
